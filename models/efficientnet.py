@@ -1,0 +1,71 @@
+"""EfficientNet-style network built from an ArchSpec (a pure function of the spec)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.blocks import ConvBnAct, MBConv
+from space.arch import ArchError, ArchSpec
+from space.cost import check_num_classes, mid_channels, se_channels
+
+BATCH_NORM = {"torch": (1e-5, 0.1), "reference": (1e-3, 0.01)}
+
+
+class EfficientNet(nn.Module):
+    def __init__(self, arch: ArchSpec, *, num_classes: int = 1000, dropout: float = 0.2,
+                 drop_path: float = 0.2, batch_norm: str = "torch") -> None:
+        super().__init__()
+        check_num_classes(num_classes)
+        if batch_norm not in BATCH_NORM:
+            raise ArchError(f"unknown batch_norm {batch_norm!r}; allowed: {', '.join(BATCH_NORM)}")
+        for name, rate in (("dropout", dropout), ("drop_path", drop_path)):
+            if not 0.0 <= rate < 1.0:
+                raise ArchError(f"{name} must be in [0, 1), got {rate}")
+        eps, momentum = BATCH_NORM[batch_norm]
+        bn = {"bn_eps": eps, "bn_momentum": momentum}
+        self.arch = arch
+        self.stem = ConvBnAct(3, arch.stem, 3, 2, act=arch.stages[0].activation, **bn)
+        blocks: list[nn.Module] = []
+        cin, index, total = arch.stem, 0, arch.num_blocks
+        for stage in arch.stages:
+            for repeat in range(stage.repeats):
+                blocks.append(MBConv(
+                    cin, stage.channels, kernel=stage.kernel, stride=stage.stride if repeat == 0 else 1,
+                    mid_channels=mid_channels(cin, stage), expand=stage.block == "ir",
+                    se_channels=se_channels(cin, stage.se) if stage.se > 0 else 0, skip=stage.skip,
+                    act=stage.activation, drop_path_rate=drop_path * index / total, **bn,
+                ))
+                cin, index = stage.channels, index + 1
+        self.blocks = nn.Sequential(*blocks)
+        self.head = ConvBnAct(cin, arch.head, act=arch.stages[-1].activation, **bn)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(arch.head, num_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                bound = 1.0 / m.out_features ** 0.5
+                nn.init.uniform_(m.weight, -bound, bound)
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.stem(x)))
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.pool(x).flatten(1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def build(arch: ArchSpec, *, num_classes: int = 1000, dropout: float = 0.2, drop_path: float = 0.2,
+          batch_norm: str = "torch") -> EfficientNet:
+    """The network for ``arch``; ``batch_norm`` is ``torch`` (defaults) or ``reference`` (eps 1e-3, momentum 0.01)."""
+    return EfficientNet(arch, num_classes=num_classes, dropout=dropout, drop_path=drop_path,
+                        batch_norm=batch_norm)

@@ -1,0 +1,176 @@
+"""Architecture specs that round-trip through timm's block-string grammar.
+
+A stage is one block string, e.g. ``ir_r2_k3_s2_e6_c24_se0.25``; an architecture is the
+stages separated by spaces, with optional ``stem_cN`` and ``head_cN`` tokens.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+BLOCK_TYPES = ("ds", "ir")
+DEFAULT_STEM = 32
+DEFAULT_HEAD = 1280
+
+
+class ArchError(ValueError):
+    """A malformed architecture string or an invalid spec value."""
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage: ``repeats`` identical blocks, the first with ``stride``."""
+
+    block: str = "ir"
+    repeats: int = 1
+    kernel: int = 3
+    stride: int = 1
+    expansion: float = 1.0
+    channels: int = 16
+    se: float = 0.0
+    skip: bool = True
+    relu: bool = False
+
+    def __post_init__(self) -> None:
+        if self.block not in BLOCK_TYPES:
+            raise ArchError(f"unknown block type {self.block!r}; allowed: {', '.join(BLOCK_TYPES)}")
+        _check_int("repeats", self.repeats, minimum=1)
+        _check_int("kernel", self.kernel, minimum=1)
+        if self.kernel % 2 == 0:
+            raise ArchError(f"kernel must be odd, got {self.kernel}")
+        if self.stride not in (1, 2):
+            raise ArchError(f"stride must be 1 or 2, got {self.stride}")
+        _check_int("channels", self.channels, minimum=1)
+        if not (isinstance(self.expansion, (int, float)) and self.expansion >= 1):
+            raise ArchError(f"expansion must be a number >= 1, got {self.expansion}")
+        if self.block == "ds" and self.expansion != 1:
+            raise ArchError(f"a ds block has no expansion conv: expansion must be 1, got {self.expansion}")
+        if not (isinstance(self.se, (int, float)) and 0 <= self.se <= 1):
+            raise ArchError(f"se ratio must be in (0, 1] (or absent), got {self.se}")
+        object.__setattr__(self, "expansion", float(self.expansion))
+        object.__setattr__(self, "se", float(self.se))
+
+    @property
+    def activation(self) -> str:
+        return "relu" if self.relu else "silu"
+
+    @classmethod
+    def parse(cls, text: str) -> StageSpec:
+        parts = text.strip().split("_")
+        block, options = parts[0], parts[1:]
+        if block not in BLOCK_TYPES:
+            raise ArchError(f"unknown block type {block!r} in {text!r}; allowed: {', '.join(BLOCK_TYPES)}")
+        values: dict = {"block": block}
+        for option in options:
+            key, value = _split_option(option, text)
+            if key in values:
+                raise ArchError(f"option {key!r} given twice in {text!r}")
+            values[key] = value
+        for required in ("r", "k", "s", "c"):
+            if required not in values:
+                raise ArchError(f"block {text!r} lacks the {required!r} option")
+        if values.get("se") == 0:
+            raise ArchError(f"se ratio must be in (0, 1], got 0 in {text!r}; leave se out for no SE")
+        return cls(
+            block=block,
+            repeats=values["r"],
+            kernel=values["k"],
+            stride=values["s"],
+            expansion=values.get("e", 1.0),
+            channels=values["c"],
+            se=values.get("se", 0.0),
+            skip=not values.get("noskip", False),
+            relu=values.get("nre", False),
+        )
+
+    def __str__(self) -> str:
+        tokens = [self.block, f"r{self.repeats}", f"k{self.kernel}", f"s{self.stride}",
+                  f"e{_fmt(self.expansion)}", f"c{self.channels}"]
+        if self.se > 0:
+            tokens.append(f"se{_fmt(self.se)}")
+        if not self.skip:
+            tokens.append("noskip")
+        if self.relu:
+            tokens.append("nre")
+        return "_".join(tokens)
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A whole network: stem conv, stages, head conv (then pool, dropout, linear)."""
+
+    stages: tuple[StageSpec, ...]
+    stem: int = DEFAULT_STEM
+    head: int = DEFAULT_HEAD
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stages", tuple(self.stages))
+        if not self.stages:
+            raise ArchError("an architecture needs at least one stage")
+        _check_int("stem channels", self.stem, minimum=1)
+        _check_int("head channels", self.head, minimum=1)
+
+    @classmethod
+    def parse(cls, text: str) -> ArchSpec:
+        if not isinstance(text, str) or not text.strip():
+            raise ArchError("empty architecture string")
+        stages, extras = [], {}
+        for token in text.split():
+            match = re.fullmatch(r"(stem|head)_c(\S*)", token)
+            if match:
+                name, value = match.groups()
+                if name in extras:
+                    raise ArchError(f"{name!r} given twice")
+                extras[name] = _parse_int(value, f"{name}_c", token)
+            else:
+                stages.append(StageSpec.parse(token))
+        return cls(stages=tuple(stages), **extras)
+
+    def __str__(self) -> str:
+        tokens = [f"stem_c{self.stem}"] + [str(s) for s in self.stages] + [f"head_c{self.head}"]
+        return " ".join(tokens)
+
+    @property
+    def num_blocks(self) -> int:
+        return sum(s.repeats for s in self.stages)
+
+
+_FLAGS = {"noskip", "nre"}
+_INT_OPTIONS = {"r", "k", "s", "c"}
+_FLOAT_OPTIONS = {"e", "se"}
+
+
+def _split_option(option: str, text: str) -> tuple[str, object]:
+    if option in _FLAGS:
+        return option, True
+    match = re.fullmatch(r"(se|[a-z])(.*)", option)
+    if not match:
+        raise ArchError(f"malformed option {option!r} in {text!r}")
+    key, value = match.groups()
+    if key in _INT_OPTIONS:
+        return key, _parse_int(value, key, text)
+    if key in _FLOAT_OPTIONS:
+        try:
+            number = float(value)
+        except ValueError:
+            raise ArchError(f"option {key!r} needs a number, got {value!r} in {text!r}") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ArchError(f"option {key!r} needs a finite number, got {value!r} in {text!r}")
+        return key, number
+    allowed = ", ".join(sorted(_INT_OPTIONS | _FLOAT_OPTIONS | _FLAGS))
+    raise ArchError(f"unknown option {option!r} in {text!r}; allowed: {allowed}")
+
+
+def _parse_int(value: str, key: str, text: str) -> int:
+    if not re.fullmatch(r"-?\d+", value):
+        raise ArchError(f"option {key!r} needs an integer, got {value!r} in {text!r}")
+    return int(value)
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ArchError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _fmt(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else repr(float(number))

@@ -1,0 +1,113 @@
+"""Exact analytic parameter and multiply-add counts, computed from the spec alone.
+
+MACs count convolutions and the classifier's linear layer (what fvcore counts for them):
+batch norm, activations, pooling and the SE mean are not multiply-adds of weights.
+Padding is ``kernel // 2``, so a stride-s conv maps a size n to ``ceil(n / s)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from space.arch import ArchError, ArchSpec, StageSpec
+from space.scaling import CHANNEL_DIVISOR
+
+
+@dataclass(frozen=True)
+class Cost:
+    params: int
+    macs: int
+
+
+@dataclass(frozen=True)
+class StageCost:
+    name: str
+    params: int
+    macs: int
+    out_channels: int
+    out_size: int
+
+
+def make_divisible(value: float, divisor: int = CHANNEL_DIVISOR) -> int:
+    """timm's rounding of an expanded width (mid channels of an inverted residual)."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return int(rounded)
+
+
+def mid_channels(in_channels: int, stage: StageSpec) -> int:
+    if stage.block == "ds":
+        return in_channels
+    return make_divisible(in_channels * stage.expansion)
+
+
+def se_channels(in_channels: int, se: float) -> int:
+    """SE width is taken from the block's input, as in the reference code."""
+    return max(1, int(in_channels * se))
+
+
+def check_resolution(resolution: int) -> None:
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
+        raise ArchError(f"resolution must be a positive integer, got {resolution!r}")
+
+
+def check_num_classes(num_classes: int) -> None:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ArchError(f"num_classes must be a positive integer, got {num_classes!r}")
+
+
+def _conv(cin: int, cout: int, kernel: int, out_size: int, *, groups: int = 1, bias: bool = False,
+          bn: bool = True) -> tuple[int, int]:
+    weights = cout * (cin // groups) * kernel * kernel
+    params = weights + (cout if bias else 0) + (2 * cout if bn else 0)
+    return params, weights * out_size * out_size
+
+
+def _down(size: int, stride: int) -> int:
+    return -(-size // stride)
+
+
+def _block(cin: int, stage: StageSpec, stride: int, size: int) -> tuple[int, int, int]:
+    """(params, macs, out_size) of one block whose input is ``cin`` channels at ``size``."""
+    params = macs = 0
+    mid = mid_channels(cin, stage)
+    if stage.block == "ir":
+        p, m = _conv(cin, mid, 1, size)
+        params, macs = params + p, macs + m
+    size = _down(size, stride)
+    p, m = _conv(mid, mid, stage.kernel, size, groups=mid)
+    params, macs = params + p, macs + m
+    if stage.se > 0:
+        rd = se_channels(cin, stage.se)
+        for a, b in ((mid, rd), (rd, mid)):
+            p, m = _conv(a, b, 1, 1, bias=True, bn=False)
+            params, macs = params + p, macs + m
+    p, m = _conv(mid, stage.channels, 1, size)
+    return params + p, macs + m, size
+
+
+def stage_costs(arch: ArchSpec, resolution: int, *, num_classes: int = 1000) -> list[StageCost]:
+    """Per-part costs: ``stem``, one entry per stage, then ``head`` (conv, pool, classifier)."""
+    check_resolution(resolution)
+    check_num_classes(num_classes)
+    size = _down(resolution, 2)
+    params, macs = _conv(3, arch.stem, 3, size)
+    rows = [StageCost("stem", params, macs, arch.stem, size)]
+    cin = arch.stem
+    for index, stage in enumerate(arch.stages):
+        params = macs = 0
+        for repeat in range(stage.repeats):
+            p, m, size = _block(cin, stage, stage.stride if repeat == 0 else 1, size)
+            params, macs, cin = params + p, macs + m, stage.channels
+        rows.append(StageCost(f"stage{index}", params, macs, stage.channels, size))
+    params, macs = _conv(cin, arch.head, 1, size)
+    params += arch.head * num_classes + num_classes
+    macs += arch.head * num_classes
+    rows.append(StageCost("head", params, macs, num_classes, 1))
+    return rows
+
+
+def cost(arch: ArchSpec, resolution: int, *, num_classes: int = 1000) -> Cost:
+    """Exact parameter count and conv + linear multiply-adds of ``arch`` on a square input."""
+    rows = stage_costs(arch, resolution, num_classes=num_classes)
+    return Cost(params=sum(r.params for r in rows), macs=sum(r.macs for r in rows))

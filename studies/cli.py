@@ -1,0 +1,87 @@
+"""The ``effnas`` command. User errors become one line on stderr and exit status 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from space.arch import ArchError
+from studies.errors import UserError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage block
+        raise UserError(message)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def add_show(commands) -> None:
+    p = commands.add_parser("show", help="inspect an architecture: stages, params, MACs")
+    p.add_argument("arch", help="a preset name (e.g. efficientnet-b0) or an arch string")
+    p.add_argument("--width", type=positive_float, help="width multiplier (default: the preset's, else 1)")
+    p.add_argument("--depth", type=positive_float, help="depth multiplier (default: the preset's, else 1)")
+    p.add_argument("--resolution", type=positive_int, help="input size (default: the preset's, else 224)")
+    p.add_argument("--num-classes", type=positive_int, default=1000)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=run_show)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from studies.show import describe, format_table
+
+    info = describe(args.arch, width=args.width, depth=args.depth, resolution=args.resolution,
+                    num_classes=args.num_classes)
+    print(json.dumps(info, indent=2) if args.json else format_table(info))
+    return 0
+
+
+def make_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="effnas", description=__doc__)
+    from studies import __version__
+
+    parser.add_argument("--version", action="version", version=f"effnas {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+    for add in COMMANDS:
+        add(commands)
+    return parser
+
+
+COMMANDS = [add_show]
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = make_parser().parse_args(argv)
+        return args.run(args)
+    except (UserError, ArchError) as exc:
+        message = " ".join(str(exc).split())
+        print(f"effnas: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("effnas: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

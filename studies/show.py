@@ -1,0 +1,78 @@
+"""``effnas show``: the stages, parameters and multiply-adds of any architecture."""
+from __future__ import annotations
+
+from space import presets
+from space.cost import stage_costs
+from space.scaling import check_multiplier, scale
+
+
+def describe(text: str, *, width: float | None = None, depth: float | None = None,
+             resolution: int | None = None, num_classes: int = 1000) -> dict:
+    """The JSON-able description of a preset or arch string, scaled and at a resolution."""
+    for name, value in (("width", width), ("depth", depth)):
+        if value is not None:
+            check_multiplier(name, value)
+    arch, preset = presets.resolve(text)
+    if preset is not None:
+        arch = preset.arch(width=width, depth=depth)
+        resolution = preset.resolution if resolution is None else resolution
+    else:
+        if width is not None or depth is not None:
+            arch = scale(arch, width=width or 1.0, depth=depth or 1.0)
+        resolution = 224 if resolution is None else resolution
+    rows = stage_costs(arch, resolution, num_classes=num_classes)
+    stem, *stage_rows, head = rows
+    return {
+        "arch": str(arch),
+        "preset": preset.name if preset else None,
+        "resolution": resolution,
+        "num_classes": num_classes,
+        "params": sum(r.params for r in rows),
+        "macs": sum(r.macs for r in rows),
+        "stem": {"channels": arch.stem, "out_size": stem.out_size, "params": stem.params, "macs": stem.macs},
+        "stages": [_stage_row(s, r) for s, r in zip(arch.stages, stage_rows)],
+        "head": {"channels": arch.head, "params": head.params, "macs": head.macs},
+    }
+
+
+def _stage_row(stage, row) -> dict:
+    return {
+        "block": stage.block, "kernel": stage.kernel, "stride": stage.stride,
+        "expansion": stage.expansion, "se": stage.se, "repeats": stage.repeats,
+        "channels": stage.channels, "skip": stage.skip, "activation": stage.activation,
+        "out_size": row.out_size, "params": row.params, "macs": row.macs,
+    }
+
+
+def format_table(info: dict) -> str:
+    header = ("stage", "block", "k", "s", "e", "se", "r", "ch", "out", "params", "MACs")
+    rows = [("stem", "conv", "3", "2", "-", "-", "1", str(info["stem"]["channels"]),
+             _size(info["stem"]["out_size"]), f"{info['stem']['params']:,}", f"{info['stem']['macs']:,}")]
+    for i, s in enumerate(info["stages"]):
+        rows.append((str(i), s["block"], str(s["kernel"]), str(s["stride"]), _num(s["expansion"]),
+                     _num(s["se"]) if s["se"] else "-", str(s["repeats"]), str(s["channels"]),
+                     _size(s["out_size"]), f"{s['params']:,}", f"{s['macs']:,}"))
+    rows.append(("head", "conv+fc", "1", "1", "-", "-", "1", str(info["head"]["channels"]),
+                 f"{info['num_classes']}", f"{info['head']['params']:,}", f"{info['head']['macs']:,}"))
+    rows.append(("total", "", "", "", "", "", "", "", "", f"{info['params']:,}", f"{info['macs']:,}"))
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [_line(header, widths), _line(tuple("-" * w for w in widths), widths)]
+    lines += [_line(r, widths) for r in rows]
+    title = f"{info['preset'] or 'architecture'} at {info['resolution']}x{info['resolution']}, " \
+            f"{info['num_classes']} classes"
+    note = (f"params {info['params']:,}  MACs {info['macs']:,} ({info['macs'] / 1e9:.3f} G)\n"
+            "MACs are multiply-adds of convolutions and the classifier (the paper's \"FLOPs\").")
+    return "\n".join([title, info["arch"], "", *lines, "", note])
+
+
+def _line(cells: tuple, widths: list[int]) -> str:
+    return "  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+
+def _size(n: int) -> str:
+    return f"{n}x{n}"
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+

@@ -1,0 +1,53 @@
+"""cost() is exact: params equal the module's, MACs equal fvcore's conv + linear count."""
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from fvcore.nn import FlopCountAnalysis
+
+from models import build
+from space import cost
+from space.arch import ArchError, ArchSpec
+from tests.archgen import random_arch
+
+
+def fvcore_macs(model: torch.nn.Module, resolution: int) -> int:
+    analysis = FlopCountAnalysis(model.eval(), torch.zeros(1, 3, resolution, resolution))
+    analysis.unsupported_ops_warnings(False)
+    analysis.uncalled_modules_warnings(False)
+    counts = analysis.by_operator()
+    return int(counts.get("conv", 0) + counts.get("linear", 0) + counts.get("addmm", 0))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_cost_matches_module_and_fvcore(seed):
+    """8 seeds x 25 = 200 random architectures over the whole grammar, odd sizes included."""
+    rng = random.Random(1000 + seed)
+    for _ in range(25):
+        arch = random_arch(rng)
+        resolution = rng.randint(32, 256)
+        num_classes = rng.randint(1, 20)
+        model = build(arch, num_classes=num_classes)
+        expected = cost(arch, resolution, num_classes=num_classes)
+        assert expected.params == sum(p.numel() for p in model.parameters()), str(arch)
+        assert expected.macs == fvcore_macs(model, resolution), (str(arch), resolution)
+
+
+def test_b0_matches_fvcore():
+    from space.presets import get
+
+    arch = get("efficientnet-b0").arch()
+    assert fvcore_macs(build(arch), 224) == cost(arch, 224).macs == 385_814_752
+
+
+@pytest.mark.parametrize("resolution", [0, -3, 2.5, True])
+def test_cost_rejects_bad_resolution(resolution):
+    with pytest.raises(ArchError, match="resolution"):
+        cost(ArchSpec.parse("ir_r1_k3_s1_e6_c8"), resolution)
+
+
+def test_cost_rejects_bad_num_classes():
+    with pytest.raises(ArchError, match="num_classes"):
+        cost(ArchSpec.parse("ir_r1_k3_s1_e6_c8"), 32, num_classes=0)
