@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+from search.data import DataError
+from search.objective import SearchError
 from space.arch import ArchError
 from studies.errors import UserError
 
@@ -54,6 +56,33 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_search(commands) -> None:
+    from studies.config import FIELDS
+
+    p = commands.add_parser("search", help="run (or resume) a NAS study",
+                            description="Run a FLOPs-aware multi-objective NAS study; re-running resumes it.")
+    p.add_argument("--config", metavar="FILE.toml", help="study file; flags override its keys")
+    for f in FIELDS:
+        default = "none" if f.default is None else f.default
+        p.add_argument(f.flag, dest=f.name, default=argparse.SUPPRESS, metavar=f.name.upper(),
+                       help=f"{f.help} (default: {default})")
+    p.set_defaults(run=run_search)
+
+
+def config_from_args(args: argparse.Namespace):
+    from studies.config import FIELDS, load_config
+
+    overrides = {f.name: f.parse(getattr(args, f.name)) for f in FIELDS if hasattr(args, f.name)}
+    return load_config(file=args.config, overrides=overrides)
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from studies.nas import run_search as search
+
+    search(config_from_args(args))
+    return 0
+
+
 def make_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="effnas", description=__doc__)
     from studies import __version__
@@ -65,22 +94,40 @@ def make_parser() -> ArgumentParser:
     return parser
 
 
-COMMANDS = [add_show]
+COMMANDS = [add_search, add_show]
+
+
+def quiet_libraries() -> None:
+    """Optuna's experimental-feature notices and INFO logs are noise to a user of effnas."""
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 
 
 def main(argv: list[str] | None = None) -> int:
+    quiet_libraries()
     try:
         args = make_parser().parse_args(argv)
         return args.run(args)
-    except (UserError, ArchError) as exc:
-        message = " ".join(str(exc).split())
-        print(f"effnas: error: {message}", file=sys.stderr)
+    except (UserError, ArchError, DataError) as exc:
+        print(f"effnas: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except SearchError as exc:
+        print(f"effnas: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("effnas: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":

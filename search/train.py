@@ -1,0 +1,142 @@
+"""Short-budget training of one model and its validation accuracy.
+
+AdamW with a linear warmup and a cosine decay per step, label smoothing, decoupled weight decay on
+weights only; stochastic depth and dropout live in the model. On CUDA: bf16 autocast and
+channels_last (on CPU too: oneDNN's depthwise convolutions are 2-3x faster so). On CPU the same seed gives the same result.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from search.data import Dataset
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = 2
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    warmup_fraction: float = 0.1
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    accuracy: float
+    loss: float
+    train_seconds: float
+    images_per_second: float
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=settings.lr, fused=True)
+
+
+def _lr_factor(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def train_and_evaluate(model: nn.Module, data: Dataset, settings: TrainSettings,
+                       device: torch.device) -> TrainResult:
+    """Train ``model`` on ``data`` (already on ``device``) and return its validation accuracy."""
+    cuda = device.type == "cuda"
+    model = model.to(device, memory_format=torch.channels_last)  # faster on CUDA and (2-3x) on CPU too
+    optimizer = _optimizer(model, settings)
+    generator = torch.Generator(device=data.train_x.device).manual_seed(settings.seed)
+    count = len(data.train_y)
+    steps_per_epoch = max(1, count // settings.batch_size)
+    total = steps_per_epoch * settings.epochs
+    warmup = max(1, int(total * settings.warmup_fraction))
+    step = 0
+    start = time.perf_counter()
+    model.train()
+    for _ in range(settings.epochs):
+        order = torch.randperm(count, generator=generator, device=data.train_x.device)
+        for batch in range(steps_per_epoch):
+            index = order[batch * settings.batch_size:(batch + 1) * settings.batch_size]
+            images = data.normalize(data.train_x[index]).contiguous(memory_format=torch.channels_last)
+            for group in optimizer.param_groups:
+                group["lr"] = settings.lr * _lr_factor(step, total, warmup)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                loss = F.cross_entropy(model(images), data.train_y[index], label_smoothing=settings.label_smoothing)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(f"loss became {loss.item()} at step {step}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+    recalibrate_batch_norm(model, data, batch_size=max(256, settings.batch_size))
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    accuracy, val_loss = evaluate(model, data, batch_size=max(256, settings.batch_size), device=device)
+    return TrainResult(accuracy=accuracy, loss=val_loss, train_seconds=seconds,
+                       images_per_second=total * settings.batch_size / max(seconds, 1e-9))
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(model: nn.Module, data: Dataset, *, batch_size: int, max_images: int = 2048) -> None:
+    """Re-estimate batch-norm statistics with the final weights (a cumulative average).
+
+    After a few hundred steps the running averages still mix in statistics of early weights and
+    understate the trained network badly (on digits: 56 % against 83 % for the same weights);
+    the standard NAS remedy is one forward pass over training images in train mode.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    model.eval()
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+        m.train()
+    count = min(len(data.train_y), max_images)
+    device_type = data.train_x.device.type
+    for begin in range(0, count, batch_size):
+        images = data.normalize(data.train_x[begin:min(count, begin + batch_size)])
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda"):
+            model(images.contiguous(memory_format=torch.channels_last))
+    for m, momentum in zip(norms, saved):
+        m.momentum = momentum
+    model.eval()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Dataset, *, batch_size: int, device: torch.device) -> tuple[float, float]:
+    cuda = device.type == "cuda"
+    model.eval()
+    correct, loss_sum = 0, 0.0
+    for begin in range(0, len(data.val_y), batch_size):
+        images = data.normalize(data.val_x[begin:begin + batch_size]).contiguous(memory_format=torch.channels_last)
+        labels = data.val_y[begin:begin + batch_size]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            logits = model(images).float()
+        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
+        correct += (logits.argmax(1) == labels).sum().item()
+    total = len(data.val_y)
+    return correct / total, loss_sum / total

@@ -1,0 +1,161 @@
+"""A MnasNet-style factorized search space around a base architecture.
+
+Per stage: kernel, expansion (1 means a depthwise-separable block), SE ratio, repeats and a width
+ratio of the base channels; strides, stem, head and the resolution stay fixed. Every trial suggests
+every parameter under a fixed name, so multivariate samplers see the whole space every time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from space.arch import ArchError, ArchSpec, StageSpec
+from space.scaling import round_filters
+
+DIMENSIONS = ("kernel", "expansion", "se", "repeats", "width")
+DEFAULT_CHOICES: dict[str, tuple] = {
+    "kernel": (3, 5, 7),
+    "expansion": (1, 3, 4, 6),
+    "se": (0.0, 0.25),
+    "width": (0.75, 1.0, 1.25),
+}
+MAX_REPEATS = 4
+
+
+@dataclass(frozen=True)
+class StageChoices:
+    kernel: tuple[int, ...]
+    expansion: tuple[float, ...]
+    se: tuple[float, ...]
+    repeats: tuple[int, int]  # inclusive bounds
+    width: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        for name in ("kernel", "expansion", "se", "width"):
+            values = getattr(self, name)
+            if not values:
+                raise ArchError(f"search space: {name} needs at least one choice")
+            if len(set(values)) != len(values):
+                raise ArchError(f"search space: {name} choices repeat: {list(values)}")
+        for k in self.kernel:
+            if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
+                raise ArchError(f"search space: kernel choices must be odd positive integers, got {k!r}")
+        for e in self.expansion:
+            if isinstance(e, bool) or not isinstance(e, (int, float)) or e < 1:
+                raise ArchError(f"search space: expansion choices must be numbers >= 1, got {e!r}")
+        for s in self.se:
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 <= s <= 1:
+                raise ArchError(f"search space: se choices must be in [0, 1], got {s!r}")
+        for w in self.width:
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0:
+                raise ArchError(f"search space: width choices must be positive numbers, got {w!r}")
+        low, high = self.repeats
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in (low, high)) or not 1 <= low <= high:
+            raise ArchError(f"search space: repeats bounds must be integers with 1 <= low <= high, got {[low, high]}")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    base: ArchSpec
+    stages: tuple[StageChoices, ...]
+
+    @classmethod
+    def around(cls, base: ArchSpec, *, overrides: dict[str, Any] | None = None,
+               stage_overrides: dict[int, dict[str, Any]] | None = None) -> SearchSpace:
+        """The default choices around ``base``; ``overrides`` apply to every stage, then per stage."""
+        overrides = overrides or {}
+        stage_overrides = stage_overrides or {}
+        _check_keys(overrides, "space")
+        for index, values in stage_overrides.items():
+            if not 0 <= index < len(base.stages):
+                raise ArchError(f"search space: stage {index} does not exist; the base has "
+                                f"stages 0..{len(base.stages) - 1}")
+            _check_keys(values, f"space stage {index}")
+        stages = []
+        for index, stage in enumerate(base.stages):
+            values = {**DEFAULT_CHOICES, "repeats": _default_repeats(stage.repeats)}
+            values.update(overrides)
+            values.update(stage_overrides.get(index, {}))
+            stages.append(StageChoices(
+                kernel=tuple(values["kernel"]), expansion=tuple(float(e) for e in values["expansion"]),
+                se=tuple(float(s) for s in values["se"]), repeats=tuple(values["repeats"]),
+                width=tuple(float(w) for w in values["width"]),
+            ))
+        return cls(base=base, stages=tuple(stages))
+
+    def suggest(self, trial: Any) -> ArchSpec:
+        """Ask ``trial`` (an optuna Trial) for every dimension of every stage."""
+        params = {}
+        for i, c in enumerate(self.stages):
+            params[f"s{i}_kernel"] = trial.suggest_categorical(f"s{i}_kernel", list(c.kernel))
+            params[f"s{i}_expansion"] = trial.suggest_categorical(f"s{i}_expansion", list(c.expansion))
+            params[f"s{i}_se"] = trial.suggest_categorical(f"s{i}_se", list(c.se))
+            params[f"s{i}_repeats"] = trial.suggest_int(f"s{i}_repeats", c.repeats[0], c.repeats[1])
+            params[f"s{i}_width"] = trial.suggest_categorical(f"s{i}_width", list(c.width))
+        return self.arch(params)
+
+    def arch(self, params: dict[str, Any]) -> ArchSpec:
+        stages = []
+        for i, (base, c) in enumerate(zip(self.base.stages, self.stages)):
+            expansion = float(params[f"s{i}_expansion"])
+            stages.append(replace(
+                base, block="ds" if expansion == 1 else "ir", expansion=expansion,
+                kernel=int(params[f"s{i}_kernel"]), se=float(params[f"s{i}_se"]),
+                repeats=int(params[f"s{i}_repeats"]),
+                channels=round_filters(base.channels, float(params[f"s{i}_width"])),
+            ))
+        return replace(self.base, stages=tuple(stages))
+
+    def base_params(self) -> dict[str, Any] | None:
+        """The parameters that give back the base architecture, or None if it is not a point of the space."""
+        params = {}
+        for i, (s, c) in enumerate(zip(self.base.stages, self.stages)):
+            if s.block == "ir" and s.expansion == 1:
+                return None  # an ir block without expansion has no twin here (expansion 1 means ds)
+            values = {"kernel": s.kernel, "expansion": s.expansion, "se": s.se, "width": 1.0}
+            for name, value in values.items():
+                if value not in getattr(c, name):
+                    return None
+            if not c.repeats[0] <= s.repeats <= c.repeats[1]:
+                return None
+            params.update({f"s{i}_{k}": v for k, v in values.items()})
+            params[f"s{i}_repeats"] = s.repeats
+        return params if self.arch(params) == self.base else None
+
+    def smallest(self) -> ArchSpec:
+        """The cheapest point: cost grows with every dimension, so take the least of each."""
+        return self.arch({
+            f"s{i}_{name}": (c.repeats[0] if name == "repeats" else min(getattr(c, name)))
+            for i, c in enumerate(self.stages) for name in DIMENSIONS
+        })
+
+    def size(self) -> int:
+        total = 1
+        for c in self.stages:
+            total *= len(c.kernel) * len(c.expansion) * len(c.se) * len(c.width) * (c.repeats[1] - c.repeats[0] + 1)
+        return total
+
+    def to_dict(self) -> dict:
+        return {
+            "base": str(self.base),
+            "stages": [{"kernel": list(c.kernel), "expansion": list(c.expansion), "se": list(c.se),
+                        "repeats": list(c.repeats), "width": list(c.width)} for c in self.stages],
+        }
+
+
+def _default_repeats(repeats: int) -> tuple[int, int]:
+    return max(1, repeats - 1), max(repeats, min(MAX_REPEATS, repeats + 1))
+
+
+def _check_keys(values: dict, where: str) -> None:
+    unknown = set(values) - set(DIMENSIONS)
+    if unknown:
+        raise ArchError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(DIMENSIONS)}")
+    for key, value in values.items():
+        if not isinstance(value, (list, tuple)):
+            raise ArchError(f"{where}: {key} must be a list, got {value!r}")
+        if key == "repeats" and len(value) != 2:
+            raise ArchError(f"{where}: repeats must be [low, high], got {value!r}")
+
+
+__all__ = ["SearchSpace", "StageChoices", "StageSpec", "DIMENSIONS", "DEFAULT_CHOICES"]
