@@ -1,8 +1,9 @@
 """Short-budget training of one model and its validation accuracy.
 
 AdamW with a linear warmup and a cosine decay per step, label smoothing, decoupled weight decay on
-weights only; stochastic depth and dropout live in the model. On CUDA: bf16 autocast and
-channels_last (on CPU too: oneDNN's depthwise convolutions are 2-3x faster so). On CPU the same seed gives the same result.
+weights only; stochastic depth and dropout live in the model. On CUDA: bf16 autocast. channels_last
+everywhere (oneDNN's depthwise convolutions run 2-3x faster so on CPU). On CPU the same seed gives the
+same result.
 """
 from __future__ import annotations
 

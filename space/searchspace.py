@@ -96,7 +96,7 @@ class SearchSpace:
 
     def arch(self, params: dict[str, Any]) -> ArchSpec:
         stages = []
-        for i, (base, c) in enumerate(zip(self.base.stages, self.stages)):
+        for i, base in enumerate(self.base.stages):
             expansion = float(params[f"s{i}_expansion"])
             stages.append(replace(
                 base, block="ds" if expansion == 1 else "ir", expansion=expansion,
