@@ -1,7 +1,7 @@
 """Where trials run. Every executor takes a TrialPlanner and drives it until the study is done.
 
-``local`` trains in this process; ``ray`` (see ray_executor.py) ships each TrialSpec to a Ray Tune
-worker. The planner stays in the driver, so the study record is identical either way.
+``local`` trains in this process. A distributed executor ships each TrialSpec to a worker
+instead; the planner stays in the driver, so the study record is identical either way.
 """
 from __future__ import annotations
 

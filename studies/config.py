@@ -95,14 +95,14 @@ FIELDS: tuple[Field, ...] = (
     Field("storage", str, DEFAULT_STORAGE, "Optuna storage URL (SQLite file, PostgreSQL, journal file)"),
     Field("dataset", str, "digits", "digits, cifar10:PATH or folder:PATH"),
     Field("trials", int, 20, "the study ends holding this many complete trials", low=1),
-    Field("epochs", int, 2, "training epochs per trial", low=1),
+    Field("epochs", int, 1, "training epochs per trial", low=1),
     Field("resolution", int, 32, "input resolution of every trial", low=4),
-    Field("batch_size", int, 64, "training batch size", low=1),
+    Field("batch_size", int, 32, "training batch size", low=1),
     Field("sampler", str, "nsga2", "search strategy", choices=("nsga2", "tpe", "random", "mnas")),
     Field("max_macs", int, None, "hard MACs budget, checked before training", low=1, optional=True),
     Field("max_params", int, None, "hard parameter budget, checked before training", low=1, optional=True),
     Field("target_macs", int, None, "T of the MnasNet reward (default: the base's MACs)", low=1, optional=True),
-    Field("executor", str, "local", "where trials run", choices=("local", "ray")),
+    Field("executor", str, "local", "where trials run", choices=("local",)),
     Field("seed", int, 0, "seed of the sampler, the split and the training", low=0),
     Field("base", str, "efficientnet-b0", "the architecture the space is built around (preset or arch)"),
     Field("lr", float, 3e-3, "peak learning rate (AdamW)", positive=True),
@@ -113,10 +113,6 @@ FIELDS: tuple[Field, ...] = (
     Field("val_fraction", float, 0.2, "share of the training data held out for validation", positive=True, high=1),
     Field("device", str, "auto", "auto, cpu, cuda or cuda:N", pattern=r"auto|cpu|cuda(:\d+)?"),
     Field("max_failures", int, 5, "consecutive failed trials that stop the study", low=1),
-    Field("address", str, None, "Ray cluster to join (HOST:PORT); default: a local Ray instance", optional=True),
-    Field("gpus_per_trial", float, 0.0, "GPUs per Ray trial (fractional shares one GPU)", low=0),
-    Field("cpus_per_trial", float, 1.0, "CPUs per Ray trial", positive=True),
-    Field("max_concurrent", int, None, "Ray trials at once (default: as resources allow)", low=1, optional=True),
 )
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
 

@@ -165,12 +165,6 @@ def run_search(config: StudyConfig, *, out: TextIO = sys.stdout, err: TextIO = s
 
 
 def make_executor(config: StudyConfig):
-    if config.executor == "ray":
-        from search.ray_executor import RayExecutor
-
-        return RayExecutor(address=config.address, gpus_per_trial=config.gpus_per_trial,
-                           cpus_per_trial=config.cpus_per_trial, max_concurrent=config.max_concurrent,
-                           max_failures=config.max_failures)
     from search.executors import LocalExecutor
 
     return LocalExecutor(max_failures=config.max_failures)

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from search.data import DataError, load_dataset
+
+
+def test_digits_resized_and_split_by_seed():
+    a = load_dataset("digits", resolution=16, seed=0)
+    b = load_dataset("digits", resolution=16, seed=0)
+    c = load_dataset("digits", resolution=16, seed=1)
+    assert a.train_x.shape[1:] == (3, 16, 16) and a.train_x.dtype == torch.uint8
+    assert a.num_classes == 10 and len(a.train_y) + len(a.val_y) == 1797
+    assert a.split["validation"] == 359
+    assert torch.equal(a.val_y, b.val_y) and not torch.equal(a.val_y, c.val_y)
+
+
+def make_folder(root, classes=("cat", "dog"), per_class=3, size=(20, 14)):
+    for index, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = np.full((size[1], size[0], 3), 40 * index + i, dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root
+
+
+def test_folder_dataset(tmp_path):
+    data = load_dataset(f"folder:{make_folder(tmp_path / 'imgs')}", resolution=8, seed=0, val_fraction=0.34)
+    assert data.num_classes == 2 and data.train_x.shape[1:] == (3, 8, 8)
+    assert len(data.train_y) + len(data.val_y) == 6
+
+
+def test_cifar10_batches(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in (1, 2):
+        batch = {b"data": rng.integers(0, 255, (5, 3072), dtype=np.uint8), b"labels": [0, 1, 2, 3, i]}
+        with open(tmp_path / f"data_batch_{i}", "wb") as handle:
+            pickle.dump(batch, handle)
+    data = load_dataset(f"cifar10:{tmp_path}", resolution=16, seed=0)
+    assert data.num_classes == 4 and len(data.train_y) + len(data.val_y) == 10
+    assert data.train_x.shape[1:] == (3, 16, 16)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("mnist", "unknown dataset"),
+    ("folder:", "needs a path"),
+    ("folder:/does/not/exist", "not a directory"),
+    ("cifar10:/does/not/exist", "not a directory"),
+])
+def test_bad_specs(spec, message):
+    with pytest.raises(DataError, match=message):
+        load_dataset(spec, resolution=8)
+
+
+def test_empty_folder(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with pytest.raises(DataError, match="no images"):
+        load_dataset(f"folder:{tmp_path}", resolution=8)
+    with pytest.raises(DataError, match="no class sub-folders"):
+        load_dataset(f"folder:{tmp_path / 'a'}", resolution=8)
+
+
+def test_unreadable_image(tmp_path):
+    root = make_folder(tmp_path / "imgs")
+    (root / "cat" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match="unreadable image"):
+        load_dataset(f"folder:{root}", resolution=8)
+
+
+def test_cifar_without_batches(tmp_path):
+    with pytest.raises(DataError, match="data_batch"):
+        load_dataset(f"cifar10:{tmp_path}", resolution=8)
