@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 demo: venv
-	$(VENV)/bin/effnas show efficientnet-b0
+	$(VENV)/bin/effnas search
+	$(VENV)/bin/effnas report
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
 
 
 def pareto_mask(accuracy: Sequence[float], macs: Sequence[float]) -> list[bool]:
@@ -35,3 +38,42 @@ def hypervolume(accuracy: Sequence[float], macs: Sequence[float], *, max_macs: f
 def hypervolume_history(accuracy: Sequence[float], macs: Sequence[float], *, max_macs: float) -> list[float]:
     """Hypervolume of the first k points, for every k (trials in completion order)."""
     return [hypervolume(accuracy[:k], macs[:k], max_macs=max_macs) for k in range(1, len(accuracy) + 1)]
+
+
+@dataclass(frozen=True)
+class FrontInfo:
+    """What the Pareto plot of a NAS study shows, computed without drawing anything."""
+
+    numbers: list[int]
+    accuracy: list[float]
+    macs: list[float]
+    on_front: list[bool]
+    infeasible_numbers: list[int]
+    infeasible_macs: list[float]
+    baseline: int | None
+    front_numbers: list[int]
+    hypervolume: list[float]  # after each complete trial, in completion order
+    hypervolume_reference_macs: float
+
+
+def front_info(frame: pd.DataFrame, *, target_macs: float | None) -> FrontInfo:
+    complete = frame[frame["state"] == "COMPLETE"].sort_values("number") if len(frame) else frame
+    numbers = [int(n) for n in complete.get("number", [])]
+    accuracy = [float(a) for a in complete.get("accuracy", [])]
+    macs = [float(m) for m in complete.get("macs", [])]
+    mask = pareto_mask(accuracy, macs)
+    front = [n for n, keep in zip(numbers, mask) if keep]
+    baseline = None
+    if front and target_macs:
+        scored = [(a * (m / target_macs) ** -0.07, -n, n) for n, a, m, keep in zip(numbers, accuracy, macs, mask)
+                  if keep]
+        baseline = max(scored)[2]
+    infeasible = frame[frame["infeasible"].notna()] if "infeasible" in frame else frame.iloc[0:0]
+    by_completion = complete.sort_values("datetime_complete") if len(complete) else complete
+    reference = max(macs) * 1.1 if macs else 1.0
+    history = hypervolume_history([float(a) for a in by_completion.get("accuracy", [])],
+                                  [float(m) for m in by_completion.get("macs", [])], max_macs=reference)
+    return FrontInfo(numbers=numbers, accuracy=accuracy, macs=macs, on_front=mask,
+                     infeasible_numbers=[int(n) for n in infeasible.get("number", [])],
+                     infeasible_macs=[float(m) for m in infeasible.get("macs", [])], baseline=baseline,
+                     front_numbers=front, hypervolume=history, hypervolume_reference_macs=reference)

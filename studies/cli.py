@@ -83,6 +83,28 @@ def run_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_report(commands) -> None:
+    from studies.config import DEFAULT_STORAGE
+
+    p = commands.add_parser("report", help="write HTML reports of the studies in a storage",
+                            description="Write DIR/index.html and one self-contained page per study.")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL (default: {DEFAULT_STORAGE})")
+    p.add_argument("--study", nargs="+", dest="studies", metavar="NAME", help="studies to report (default: all)")
+    p.add_argument("--out", default="runs/report", help="output directory (default: runs/report)")
+    p.add_argument("--export", metavar="FILE.csv|FILE.parquet", help="also write the trials table to this file")
+    p.set_defaults(run=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from studies.report import run_report as report
+
+    pages = report(storage_url=args.storage, names=args.studies, out=args.out, export=args.export)
+    print(f"effnas: wrote {len(pages) - 1} study page(s) and {pages[0]}")
+    if args.export:
+        print(f"effnas: wrote the trials table to {args.export}")
+    return 0
+
+
 def make_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="effnas", description=__doc__)
     from studies import __version__
@@ -94,7 +116,7 @@ def make_parser() -> ArgumentParser:
     return parser
 
 
-COMMANDS = [add_search, add_show]
+COMMANDS = [add_search, add_report, add_show]
 
 
 def quiet_libraries() -> None:

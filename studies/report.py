@@ -1,0 +1,53 @@
+"""``effnas report``: HTML pages for the studies in a storage, and an export of their trials."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pandas as pd
+
+from studies.errors import UserError
+from studies.storage import mask_url, open_storage
+
+EXPORT_SUFFIXES = (".csv", ".parquet")
+
+
+def run_report(*, storage_url: str, names: list[str] | None, out: str, export: str | None) -> list[Path]:
+    out_dir = Path(out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out!r} exists and is not a directory")
+    if export is not None:
+        suffix = Path(export).suffix.lower()
+        if suffix not in EXPORT_SUFFIXES:
+            raise UserError(f"--export {export!r}: the file must end in {' or '.join(EXPORT_SUFFIXES)}")
+        if not Path(export).resolve().parent.is_dir():
+            raise UserError(f"--export {export!r}: directory {str(Path(export).parent)!r} does not exist")
+    storage = open_storage(storage_url, create=False)
+    available = optuna.get_all_study_names(storage)
+    if not available:
+        raise UserError(f"storage {mask_url(storage_url)!r} holds no study")
+    chosen = names or sorted(available)
+    missing = [n for n in chosen if n not in available]
+    if missing:
+        raise UserError(f"no study {missing[0]!r} in the storage; available: {', '.join(sorted(available))}")
+    from reports.html import write_report
+
+    pages = write_report(storage, names=chosen, out=out_dir, storage_label=mask_url(storage_url))
+    if export is not None:
+        export_trials(storage, chosen, Path(export))
+    return pages
+
+
+def export_trials(storage, names: list[str], path: Path) -> None:
+    from reports.frames import trials_frame
+
+    frames = []
+    for name in names:
+        frame = trials_frame(optuna.load_study(study_name=name, storage=storage))
+        frame.insert(0, "study", name)
+        frames.append(frame)
+    table = pd.concat(frames, ignore_index=True)
+    if path.suffix.lower() == ".csv":
+        table.to_csv(path, index=False)
+    else:
+        table.to_parquet(path, index=False)
