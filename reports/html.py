@@ -186,7 +186,7 @@ def scaling_body(study: optuna.Study, frame: pd.DataFrame) -> str:
                      f"{int(best['macs']):,} MACs, real MACs ratio {best['macs_ratio']:.3f}</p>")
         parts.append("<h2>Accuracy over the (α, β, γ) grid</h2>")
         parts.append(figure_html(figures.grid_figure(grid, best), "grid"))
-    family = json.loads(study.user_attrs.get("family", "[]"))
+    family = family_info(study, frame, best if len(grid) else None)
     if family:
         parts.append("<h2>The scaled family: MACs against accuracy per φ</h2>")
         parts.append(figure_html(figures.family_figure(family), "family"))
@@ -198,6 +198,34 @@ def scaling_body(study: optuna.Study, frame: pd.DataFrame) -> str:
     parts.append(trials_table(frame))
     parts.append(repro_block(study, frame))
     return "".join(parts)
+
+
+def family_info(study: optuna.Study, frame: pd.DataFrame, best: pd.Series | None) -> list[dict[str, Any]]:
+    """The family rows to draw: trained members of the chosen triple, else phi 0..3 derived from it."""
+    from space.arch import ArchSpec
+    from space.scaling import Triple, family
+
+    if best is None or "baseline" not in study.user_attrs:
+        return []
+    triple = Triple(float(best["alpha"]), float(best["beta"]), float(best["gamma"]))
+    trained = {}
+    if "role" in frame:
+        members = frame[(frame["role"] == "family") & (frame["state"] == "COMPLETE")]
+        for row in members.itertuples():
+            if (row.alpha, row.beta, row.gamma) == (triple.alpha, triple.beta, triple.gamma):
+                trained[round(float(row.phi), 6)] = float(row.accuracy)
+    phis = sorted(set(trained) | {0.0, 1.0, 2.0, 3.0})
+    rows = family(ArchSpec.parse(study.user_attrs["baseline"]), resolution=int(study.user_attrs["base_resolution"]),
+                  triple=triple, phis=phis, multiple=int(study.user_attrs.get("resolution_multiple", 8)),
+                  num_classes=int(study.user_attrs.get("num_classes", 1000)))
+    out = []
+    for m in rows:
+        row = m.to_dict()
+        row["accuracy"] = trained.get(round(m.phi, 6))
+        if m.phi == float(study.user_attrs.get("phi", 1.0)) and row["accuracy"] is None:
+            row["accuracy"] = float(best["accuracy"])  # the grid trained this member already
+        out.append(row)
+    return out
 
 
 def study_page(study: optuna.Study) -> str:

@@ -10,7 +10,8 @@ import math
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import optuna
@@ -63,6 +64,23 @@ class TrialSpec:
     device: str = "auto"
 
 
+@dataclass(frozen=True)
+class Proposal:
+    """What a study proposes for one trial: an architecture at a resolution, plus record fields."""
+
+    arch: ArchSpec
+    resolution: int
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+Propose = Callable[[optuna.Trial], Proposal]
+
+
+def space_proposer(space: SearchSpace, resolution: int) -> Propose:
+    """The NAS study's proposals: a point of the search space at the study's fixed resolution."""
+    return lambda trial: Proposal(arch=space.suggest(trial), resolution=resolution)
+
+
 @dataclass
 class Candidate:
     trial: optuna.Trial
@@ -81,10 +99,12 @@ def worker_id() -> str:
 class TrialPlanner:
     """Driver-side half of a trial: asks, checks the budget, and records what workers return."""
 
-    def __init__(self, *, study: optuna.Study, space: SearchSpace, budget: Budget, template: TrialSpec,
-                 n_trials: int, target_macs: float, objectives: tuple[str, ...]) -> None:
-        self.study, self.space, self.budget, self.template = study, space, budget, template
+    def __init__(self, *, study: optuna.Study, propose: Propose, budget: Budget, template: TrialSpec,
+                 n_trials: int, target_macs: float, objectives: tuple[str, ...],
+                 before_ask: Callable[[], bool] | None = None) -> None:
+        self.study, self.propose, self.budget, self.template = study, propose, budget, template
         self.n_trials, self.target_macs, self.objectives = n_trials, target_macs, objectives
+        self.before_ask = before_ask  # may queue the next trial's params; False: nothing left to ask
 
     def counts(self) -> tuple[int, int]:
         trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
@@ -100,11 +120,13 @@ class TrialPlanner:
             complete, running = self.counts()
             if complete + running >= self.n_trials:
                 return None
+            if self.before_ask is not None and not self.before_ask():
+                return None
             trial = self.study.ask()
             trial.set_user_attr("worker", worker_id())
-            arch = self.space.suggest(trial)
-            c = cost(arch, self.template.resolution, num_classes=self.template.num_classes)
-            self._record_arch(trial, arch, c)
+            proposal = self.propose(trial)
+            c = cost(proposal.arch, proposal.resolution, num_classes=self.template.num_classes)
+            self._record_arch(trial, proposal, c)
             problems = self.budget.violations(c)
             if problems:
                 trial.set_user_attr("infeasible", "; ".join(problems))
@@ -114,7 +136,8 @@ class TrialPlanner:
                 trial.set_user_attr("error", "surplus: other workers already run the remaining trials")
                 self.study.tell(trial, state=TrialState.FAIL)
                 return None
-            spec = TrialSpec(**{**asdict(self.template), "number": trial.number, "arch": str(arch),
+            spec = TrialSpec(**{**asdict(self.template), "number": trial.number, "arch": str(proposal.arch),
+                                "resolution": proposal.resolution,
                                 "seed": trial_seed(self.template.seed, trial.number)})
             return Candidate(trial=trial, spec=spec, cost=c)
         raise SearchError(f"{INFEASIBLE_LIMIT} samples in a row broke the budget ({self.budget}); loosen "
@@ -126,11 +149,12 @@ class TrialPlanner:
         ahead = [t for t in trials if t.state == TrialState.COMPLETE or t.number < trial.number]
         return len(ahead) >= self.n_trials
 
-    def _record_arch(self, trial: optuna.Trial, arch: ArchSpec, c: Cost) -> None:
+    def _record_arch(self, trial: optuna.Trial, proposal: Proposal, c: Cost) -> None:
         t = self.template
-        for key, value in {"arch": str(arch), "params": c.params, "macs": c.macs, "resolution": t.resolution,
-                           "epochs": t.epochs, "dataset": t.dataset, "num_classes": t.num_classes,
-                           "seed": trial_seed(t.seed, trial.number)}.items():
+        record = {"arch": str(proposal.arch), "params": c.params, "macs": c.macs, "resolution": proposal.resolution,
+                  "epochs": t.epochs, "dataset": t.dataset, "num_classes": t.num_classes,
+                  "seed": trial_seed(t.seed, trial.number), **proposal.attrs}
+        for key, value in record.items():
             trial.set_user_attr(key, value)
 
     def complete(self, candidate: Candidate, result: dict[str, Any]) -> list[float]:
@@ -152,6 +176,7 @@ class TrialPlanner:
 
 
 _DATA_CACHE: dict[tuple, Any] = {}
+_CACHE_SIZE = 4  # a scaling study trains at a few resolutions
 
 
 def load_cached(spec: TrialSpec, device: Any) -> Any:
@@ -160,7 +185,8 @@ def load_cached(spec: TrialSpec, device: Any) -> Any:
 
     key = (spec.dataset, spec.resolution, spec.split_seed, str(device))
     if key not in _DATA_CACHE:
-        _DATA_CACHE.clear()
+        while len(_DATA_CACHE) >= _CACHE_SIZE:
+            _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
         _DATA_CACHE[key] = load_dataset(spec.dataset, resolution=spec.resolution, seed=spec.split_seed).to(device)
     return _DATA_CACHE[key]
 

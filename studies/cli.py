@@ -83,6 +83,176 @@ def run_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_config_flags(p: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
+    from studies.config import FIELD_BY_NAME
+
+    p.add_argument("--config", metavar="FILE.toml", help="study file; flags override its keys")
+    for name in names:
+        f = FIELD_BY_NAME[name]
+        default = "none" if f.default is None else f.default
+        if name == "resolution":
+            default = "the baseline's"
+        p.add_argument(f.flag, dest=f.name, default=argparse.SUPPRESS, metavar=f.name.upper(),
+                       help=f"{f.help} (default: {default})")
+
+
+def add_grid_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--resolution-multiple", type=positive_int, default=8,
+                   help="scaled resolutions round to the nearest multiple of this (default: 8)")
+
+
+def add_scale(commands) -> None:
+    from studies.scaling import TRAIN_FIELDS
+
+    p = commands.add_parser("scale", help="grid-search the compound-scaling coefficients alpha, beta, gamma",
+                            description="Train every (alpha, beta, gamma) with |alpha*beta^2*gamma^2 - 2| <= "
+                                        "tolerance into the study NAME-scaling, and print the best triple.")
+    p.add_argument("--baseline", default="best", help="best | TRIAL | PRESET | ARCH (default: best, the chosen "
+                                                      "baseline of the NAS study --study)")
+    p.add_argument("--phi", type=non_negative_float, default=1.0, help="compound coefficient (default: 1)")
+    p.add_argument("--step", type=float, default=0.05, help="grid step (default: 0.05)")
+    p.add_argument("--tolerance", type=float, default=0.1, help="allowed |alpha*beta^2*gamma^2 - 2| (default: 0.1)")
+    p.add_argument("--max-coef", type=float, default=2.0, help="largest coefficient on the grid (default: 2.0)")
+    add_grid_flags(p)
+    p.add_argument("--dry-run", action="store_true", help="print the grid; train nothing, write nothing")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    add_config_flags(p, TRAIN_FIELDS)
+    p.set_defaults(run=run_scale)
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def scale_config(args: argparse.Namespace):
+    from studies.config import FIELD_BY_NAME, load_config
+    from studies.scaling import TRAIN_FIELDS
+
+    overrides = {n: FIELD_BY_NAME[n].parse(getattr(args, n)) for n in TRAIN_FIELDS if hasattr(args, n)}
+    return load_config(file=args.config, overrides=overrides, fields=TRAIN_FIELDS)
+
+
+def run_scale(args: argparse.Namespace) -> int:
+    from studies.scaling import GridOptions, check_options, grid_rows, resolve_baseline, run_scale
+
+    config = scale_config(args)
+    options = GridOptions(phi=args.phi, step=args.step, tolerance=args.tolerance, max_coef=args.max_coef,
+                          resolution_multiple=args.resolution_multiple)
+    try:
+        check_options(options)
+    except ArchError as exc:
+        raise UserError(str(exc)) from None
+    baseline = resolve_baseline(args.baseline, config=config)
+    if args.dry_run:
+        rows = grid_rows(baseline, options)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            print(f"{len(rows)} triples for {baseline.label} at {baseline.resolution}px, phi {options.phi:g}:")
+            print(_rows_table(rows, ("alpha", "beta", "gamma", "nominal", "width", "depth", "resolution", "params",
+                                     "macs", "macs_ratio")))
+        return 0
+    best = run_scale(config, baseline, options)
+    if args.json:
+        print(json.dumps(best, indent=2))
+    else:
+        print(f"Best triple: alpha {best['alpha']:.2f}, beta {best['beta']:.2f}, gamma {best['gamma']:.2f} "
+              f"(trial {best['trial']} of {best['study']!r}): accuracy {best['accuracy']:.4f}, "
+              f"{best['macs']:,} MACs ({best['macs_ratio']:.3f}x the baseline), {best['resolution']}px")
+    return 0
+
+
+def add_family(commands) -> None:
+    from studies.scaling import TRAIN_FIELDS
+
+    p = commands.add_parser("family", help="derive (and optionally train) the compound-scaled family",
+                            description="One row per phi: depth alpha^phi, width beta^phi, resolution "
+                                        "r0*gamma^phi, exact params and MACs, real and nominal MACs ratios.")
+    p.add_argument("--baseline", help="best | TRIAL | PRESET | ARCH (default with --from-study: its baseline)")
+    p.add_argument("--alpha", type=float)
+    p.add_argument("--beta", type=float)
+    p.add_argument("--gamma", type=float)
+    p.add_argument("--from-study", metavar="NAME", help="take alpha, beta, gamma from this scaling study "
+                                                        "(NAME or NAME-scaling)")
+    p.add_argument("--phi", type=non_negative_float, nargs="+", default=[1.0, 2.0, 3.0],
+                   help="compound coefficients (default: 1 2 3)")
+    add_grid_flags(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--train", action="store_true", help="train each member and record it in the scaling study")
+    add_config_flags(p, TRAIN_FIELDS)
+    p.set_defaults(run=run_family)
+
+
+def run_family(args: argparse.Namespace) -> int:
+    from space.scaling import Triple
+    from studies.scaling import Baseline, family_rows, load_scaling_study, resolve_baseline, train_family
+
+    config = scale_config(args)
+    coefficients = (args.alpha, args.beta, args.gamma)
+    given = [c is not None for c in coefficients]
+    if args.from_study and any(given):
+        raise UserError("give either --alpha/--beta/--gamma or --from-study, not both")
+    if not args.from_study and not all(given):
+        raise UserError("give --alpha, --beta and --gamma, or --from-study NAME")
+    scaling_study = None
+    if args.from_study:
+        from studies.scaling import best_triple
+
+        scaling_study = load_scaling_study(config, args.from_study)
+        best = best_triple(scaling_study)
+        triple = Triple(best["alpha"], best["beta"], best["gamma"])
+    else:
+        triple = Triple(*coefficients)
+    if args.baseline is None and scaling_study is None:
+        raise UserError("--baseline is required without --from-study")
+    if args.baseline is None:
+        from space.arch import ArchSpec
+
+        attrs = scaling_study.user_attrs
+        baseline = Baseline(ArchSpec.parse(attrs["baseline"]), int(attrs["base_resolution"]),
+                            attrs.get("baseline_label", "baseline"))
+        if "resolution" in config.explicit:
+            baseline = Baseline(baseline.arch, config.resolution, baseline.label)
+    else:
+        baseline = resolve_baseline(args.baseline, config=config)
+    members = family_rows(baseline, triple, list(args.phi), multiple=args.resolution_multiple)
+    rows = [m.to_dict() for m in members]
+    if args.train:
+        name = scaling_study.study_name if scaling_study is not None else f"{config.study}-scaling"
+        accuracy = train_family(config, name, baseline, triple, members, multiple=args.resolution_multiple)
+        for row in rows:
+            row["accuracy"] = accuracy.get(round(row["phi"], 6))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"Family of {baseline.label} ({baseline.resolution}px) with alpha {triple.alpha:g}, beta "
+              f"{triple.beta:g}, gamma {triple.gamma:g} (alpha*beta^2*gamma^2 = {triple.nominal:.4f}):")
+        columns = ("phi", "depth", "width", "resolution", "params", "macs", "macs_ratio", "nominal_ratio")
+        print(_rows_table(rows, columns + (("accuracy",) if args.train else ())))
+        for row in rows:
+            print(f"  phi {row['phi']:g}: {row['arch']}")
+    return 0
+
+
+def _rows_table(rows: list[dict], columns: tuple[str, ...]) -> str:
+    def fmt(value) -> str:
+        if isinstance(value, float):
+            return f"{value:.4f}".rstrip("0").rstrip(".") if abs(value) < 1e4 else f"{value:,.0f}"
+        if isinstance(value, int):
+            return f"{value:,}"
+        return "" if value is None else str(value)
+
+    table = [columns] + [tuple(fmt(r.get(c)) for c in columns) for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in table)
+
+
 def add_report(commands) -> None:
     from studies.config import DEFAULT_STORAGE
 
@@ -116,7 +286,7 @@ def make_parser() -> ArgumentParser:
     return parser
 
 
-COMMANDS = [add_search, add_report, add_show]
+COMMANDS = [add_search, add_scale, add_family, add_report, add_show]
 
 
 def quiet_libraries() -> None:

@@ -121,6 +121,7 @@ FIELD_BY_NAME = {f.name: f for f in FIELDS}
 class StudyConfig:
     values: dict[str, Any]
     space: dict[str, Any] = field(default_factory=dict)
+    explicit: frozenset[str] = frozenset()  # keys set by the file or a flag, not by the defaults
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -172,7 +173,8 @@ def load_config(*, file: str | Path | None = None, overrides: dict[str, Any] | N
                 values[name] = FIELD_BY_NAME[name].check(value, where)
     for name, value in (overrides or {}).items():
         values[name] = FIELD_BY_NAME[name].check(value, f"argument {FIELD_BY_NAME[name].flag}")
-    return StudyConfig(values=values, space=space)
+    explicit = frozenset(overrides or {}) | frozenset(k for k in (data if file is not None else {}) if k != "space")
+    return StudyConfig(values=values, space=space, explicit=explicit)
 
 
 def space_options(space: dict[str, Any]) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:

@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 from reports.pareto import pareto_mask
 from search import samplers
 from search.data import check_spec
-from search.objective import Budget, Candidate, TrialPlanner, TrialSpec
+from search.objective import Budget, Candidate, TrialPlanner, TrialSpec, space_proposer
 from search.samplers import mnas_reward
 from space import cost, presets
 from space.searchspace import SearchSpace
@@ -142,8 +142,9 @@ def run_search(config: StudyConfig, *, out: TextIO = sys.stdout, err: TextIO = s
     if recovered:
         print(f"effnas: requeued trial(s) {', '.join(map(str, recovered))} left running by a dead worker",
               file=err)
-    planner = TrialPlanner(study=study, space=plan.space, budget=plan.budget, template=plan.template,
-                           n_trials=config.trials, target_macs=plan.target_macs, objectives=plan.strategy.metric_names)
+    planner = TrialPlanner(study=study, propose=space_proposer(plan.space, config.resolution), budget=plan.budget,
+                           template=plan.template, n_trials=config.trials, target_macs=plan.target_macs,
+                           objectives=plan.strategy.metric_names)
     executor = make_executor(config)
     complete = _complete(study)
     print(f"effnas: study {config.study!r} in {mask_url(config.storage)}: {len(complete)}/{config.trials} complete; "

@@ -1,0 +1,293 @@
+"""The compound-scaling study (alpha, beta, gamma grid search) and the scaled family.
+
+The grid study trains every triple of the grid as one trial of the study ``NAME-scaling`` (kind
+``scaling``), through the same planner and executors as the NAS study, so it resumes the same way.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import optuna
+from optuna.trial import TrialState
+
+from search.data import check_spec
+from search.objective import Budget, Proposal, TrialPlanner, TrialSpec, load_cached
+from space import presets
+from space.arch import ArchSpec
+from space.cost import cost
+from space.scaling import Member, Triple, check_coefficients, compound_grid, family, member
+from studies import __version__
+from studies.config import DEFAULT_STORAGE, StudyConfig
+from studies.errors import UserError
+from studies.storage import mask_url, open_storage, recover_dead_trials
+
+TRAIN_FIELDS = ("study", "storage", "dataset", "epochs", "resolution", "batch_size", "executor", "seed", "lr",
+                "weight_decay", "label_smoothing", "dropout", "drop_path", "val_fraction", "device", "max_failures")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    arch: ArchSpec
+    resolution: int
+    label: str
+
+
+@dataclass(frozen=True)
+class GridOptions:
+    phi: float = 1.0
+    step: float = 0.05
+    tolerance: float = 0.1
+    max_coef: float = 2.0
+    resolution_multiple: int = 8
+
+
+def resolve_baseline(text: str, *, config: StudyConfig) -> Baseline:
+    """``best`` (the NAS study's chosen baseline), a trial number of it, a preset, or an arch string."""
+    if text == "best" or text.isdigit():
+        study = _load_nas_study(config)
+        from studies.nas import choose_baseline
+
+        if text == "best":
+            trial = choose_baseline(study)
+        else:
+            matches = [t for t in study.get_trials(deepcopy=False) if t.number == int(text)]
+            if not matches or matches[0].state != TrialState.COMPLETE:
+                raise UserError(f"study {config.study!r} has no complete trial {text}")
+            trial = matches[0]
+        arch, resolution = ArchSpec.parse(trial.user_attrs["arch"]), int(trial.user_attrs["resolution"])
+        label = f"{config.study} trial {trial.number}"
+    else:
+        arch, preset = presets.resolve(text)
+        resolution, label = (preset.resolution, preset.name) if preset else (224, "arch string")
+    if "resolution" in config.explicit:
+        resolution = config.resolution
+    return Baseline(arch=arch, resolution=resolution, label=label)
+
+
+def _load_nas_study(config: StudyConfig) -> optuna.Study:
+    storage = open_storage(config.storage, create=False)
+    try:
+        study = optuna.load_study(study_name=config.study, storage=storage)
+    except KeyError:
+        raise UserError(f"no study {config.study!r} in {mask_url(config.storage)}") from None
+    if study.user_attrs.get("kind") != "nas":
+        raise UserError(f"study {config.study!r} is not a NAS study")
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        raise UserError(f"NAS study {config.study!r} has no complete trial")
+    return study
+
+
+def grid_rows(baseline: Baseline, options: GridOptions, *, num_classes: int = 1000) -> list[dict[str, Any]]:
+    triples = compound_grid(step=options.step, tolerance=options.tolerance, max_coef=options.max_coef)
+    if not triples:
+        raise UserError(f"no triple within tolerance {options.tolerance} of alpha*beta^2*gamma^2 = 2 on this grid")
+    rows = []
+    for t in triples:
+        m = member(baseline.arch, resolution=baseline.resolution, triple=t, phi=options.phi,
+                   multiple=options.resolution_multiple, num_classes=num_classes)
+        rows.append({"alpha": t.alpha, "beta": t.beta, "gamma": t.gamma, "nominal": round(t.nominal, 6),
+                     "width": m.width, "depth": m.depth, "resolution": m.resolution, "params": m.params,
+                     "macs": m.macs, "macs_ratio": m.macs_ratio})
+    return rows
+
+
+def check_options(options: GridOptions) -> None:
+    if not options.phi >= 0:
+        raise UserError(f"argument --phi: must be >= 0, got {options.phi}")
+    compound_grid(step=options.step, tolerance=options.tolerance, max_coef=options.max_coef)  # validates
+    if options.resolution_multiple < 1:
+        raise UserError(f"argument --resolution-multiple: must be >= 1, got {options.resolution_multiple}")
+
+
+def _template(config: StudyConfig, num_classes: int) -> TrialSpec:
+    return TrialSpec(number=-1, arch="", dataset=config.dataset, resolution=config.resolution,
+                     num_classes=num_classes, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
+                     weight_decay=config.weight_decay, label_smoothing=config.label_smoothing,
+                     dropout=config.dropout, drop_path=config.drop_path, split_seed=config.seed, seed=config.seed,
+                     device=config.device)
+
+
+def _num_classes(config: StudyConfig) -> tuple[int, dict]:
+    """Load (and cache) the dataset once in the driver: validates it and counts the classes."""
+    check_spec(config.dataset)
+    from studies.nas import _driver_device
+
+    data = load_cached(_template(config, 0), _driver_device(config))
+    return data.num_classes, dict(data.split)
+
+
+def open_scaling_study(name: str, storage: Any, attrs: dict[str, Any], *, check: tuple[str, ...]) -> optuna.Study:
+    study = optuna.create_study(study_name=name, storage=storage, directions=["maximize", "minimize"],
+                                load_if_exists=True)
+    existing = study.user_attrs
+    if "kind" in existing:
+        if existing["kind"] != "scaling":
+            raise UserError(f"study {name!r} is a {existing['kind']} study, not a scaling study")
+        for key in check:
+            if existing.get(key) != attrs.get(key):
+                raise UserError(f"study {name!r} was made with another {key}; use another --study name")
+        return study
+    study.set_metric_names(["accuracy", "macs"])
+    for key, value in attrs.items():
+        study.set_user_attr(key, value)
+    return study
+
+
+def _key(alpha: float, beta: float, gamma: float) -> tuple[float, float, float]:
+    return round(alpha, 6), round(beta, 6), round(gamma, 6)
+
+
+def run_scale(config: StudyConfig, baseline: Baseline, options: GridOptions, *, out: TextIO = sys.stdout,
+              err: TextIO = sys.stderr) -> dict[str, Any]:
+    """Train every triple of the grid (resuming what is done) and return the best one."""
+    num_classes, split = _num_classes(config)
+    triples = compound_grid(step=options.step, tolerance=options.tolerance, max_coef=options.max_coef)
+    storage = open_storage(config.storage, create_default_dir=config.storage == DEFAULT_STORAGE)
+    masked = {**config.values, "storage": mask_url(config.storage)}
+    attrs = {
+        "kind": "scaling", "baseline": str(baseline.arch), "baseline_label": baseline.label,
+        "base_resolution": baseline.resolution, "phi": options.phi, "step": options.step,
+        "tolerance": options.tolerance, "max_coef": options.max_coef,
+        "resolution_multiple": options.resolution_multiple, "num_classes": num_classes, "dataset": config.dataset,
+        "seed": config.seed, "version": __version__, "split": json.dumps(split, sort_keys=True),
+        "config": json.dumps({**masked, **options.__dict__}, sort_keys=True, default=str),
+        "base_macs": cost(baseline.arch, baseline.resolution, num_classes=num_classes).macs,
+    }
+    name = f"{config.study}-scaling"
+    study = open_scaling_study(name, storage, attrs, check=("baseline", "base_resolution", "phi", "step",
+                                                             "tolerance", "max_coef", "dataset"))
+    recover_dead_trials(study)
+    by_key = {_key(t.alpha, t.beta, t.gamma): t for t in triples}
+
+    def queue_next() -> bool:
+        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING,
+                                                          TrialState.WAITING))
+        if any(t.state == TrialState.WAITING for t in trials):
+            return True
+        taken = {_key(t.params["alpha"], t.params["beta"], t.params["gamma"]) for t in trials if "alpha" in t.params}
+        missing = [k for k in by_key if k not in taken]
+        if not missing:
+            return False
+        alpha, beta, gamma = missing[0]
+        study.enqueue_trial({"alpha": alpha, "beta": beta, "gamma": gamma}, user_attrs={"role": "grid"})
+        return True
+
+    def propose(trial: optuna.Trial) -> Proposal:
+        triple = Triple(trial.suggest_float("alpha", 1.0, options.max_coef),
+                        trial.suggest_float("beta", 1.0, options.max_coef),
+                        trial.suggest_float("gamma", 1.0, options.max_coef))
+        m = member(baseline.arch, resolution=baseline.resolution, triple=triple, phi=options.phi,
+                   multiple=options.resolution_multiple, num_classes=num_classes)
+        return Proposal(arch=m.arch, resolution=m.resolution, attrs=_member_attrs(m, triple))
+
+    planner = TrialPlanner(study=study, propose=propose, budget=Budget(), template=_template(config, num_classes),
+                           n_trials=len(triples), target_macs=attrs["base_macs"], objectives=("accuracy", "macs"),
+                           before_ask=queue_next)
+    _execute(config, planner, study, total=len(triples), label=f"scaling study {name!r}: {len(triples)} triples",
+             err=err)
+    return best_triple(study)
+
+
+def _member_attrs(m: Member, triple: Triple) -> dict[str, Any]:
+    return {"alpha": triple.alpha, "beta": triple.beta, "gamma": triple.gamma, "width": m.width,
+            "depth": m.depth, "phi": m.phi, "macs_ratio": m.macs_ratio, "nominal": triple.nominal,
+            "nominal_ratio": m.nominal_ratio}
+
+
+def _execute(config: StudyConfig, planner: TrialPlanner, study: optuna.Study, *, total: int, label: str,
+             err: TextIO) -> None:
+    from studies.nas import _best, _complete, make_executor
+    from studies.progress import Progress
+
+    print(f"effnas: {label} in {mask_url(config.storage)}; {config.dataset}, {config.epochs} epoch(s) per trial",
+          file=err)
+    progress = Progress(total=total, done=len(_complete(study)), stream=err)
+
+    def on_trial(candidate, outcome) -> None:
+        done = [t for t in _complete(study)]
+        failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+        progress.update(done=len(done), failed=failed, best=_best(done))
+
+    try:
+        make_executor(config).run(planner, on_trial=on_trial, recover=lambda: recover_dead_trials(study))
+    finally:
+        progress.close()
+
+
+def best_triple(study: optuna.Study) -> dict[str, Any]:
+    """Highest validation accuracy; ties go to fewer MACs."""
+    grid = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.user_attrs.get("role", "grid") == "grid"]
+    if not grid:
+        raise UserError(f"scaling study {study.study_name!r} has no complete trial")
+    best = max(grid, key=lambda t: (t.user_attrs["accuracy"], -t.user_attrs["macs"], -t.number))
+    a = best.user_attrs
+    return {"study": study.study_name, "trial": best.number, "alpha": a["alpha"], "beta": a["beta"],
+            "gamma": a["gamma"], "accuracy": a["accuracy"], "macs": a["macs"], "params": a["params"],
+            "macs_ratio": a["macs_ratio"], "resolution": a["resolution"], "arch": a["arch"]}
+
+
+def family_rows(baseline: Baseline, triple: Triple, phis: list[float], *, multiple: int,
+                num_classes: int = 1000) -> list[Member]:
+    check_coefficients(triple)
+    return family(baseline.arch, resolution=baseline.resolution, triple=triple, phis=phis, multiple=multiple,
+                  num_classes=num_classes)
+
+
+def load_scaling_study(config: StudyConfig, name: str) -> optuna.Study:
+    """``name`` is a scaling study, or a NAS study whose ``name-scaling`` holds the grid."""
+    storage = open_storage(config.storage, create=False)
+    names = optuna.get_all_study_names(storage)
+    for candidate in (name, f"{name}-scaling"):
+        if candidate in names:
+            study = optuna.load_study(study_name=candidate, storage=storage)
+            if study.user_attrs.get("kind") == "scaling":
+                return study
+    raise UserError(f"no scaling study {name!r} (or {name + '-scaling'!r}) in {mask_url(config.storage)}")
+
+
+def train_family(config: StudyConfig, study_name: str, baseline: Baseline, triple: Triple, members: list[Member],
+                 *, multiple: int, err: TextIO = sys.stderr) -> dict[float, float]:
+    """Train every member into the scaling study (role ``family``); returns accuracy per phi."""
+    num_classes, split = _num_classes(config)
+    storage = open_storage(config.storage, create_default_dir=config.storage == DEFAULT_STORAGE)
+    attrs = {"kind": "scaling", "baseline": str(baseline.arch), "baseline_label": baseline.label,
+             "base_resolution": baseline.resolution, "num_classes": num_classes, "dataset": config.dataset,
+             "seed": config.seed, "version": __version__, "split": json.dumps(split, sort_keys=True),
+             "base_macs": cost(baseline.arch, baseline.resolution, num_classes=num_classes).macs,
+             "config": json.dumps({**config.values, "storage": mask_url(config.storage)}, sort_keys=True)}
+    study = open_scaling_study(study_name, storage, attrs, check=("baseline", "base_resolution", "dataset"))
+    recover_dead_trials(study)
+    by_phi = {round(m.phi, 6): m for m in members}
+    key = f"{triple.alpha},{triple.beta},{triple.gamma}"
+
+    def family_trials(states):
+        return [t for t in study.get_trials(deepcopy=False, states=states)
+                if t.user_attrs.get("role") == "family" and t.user_attrs.get("triple") == key]
+
+    def queue_next() -> bool:
+        trials = family_trials((TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING))
+        if any(t.state == TrialState.WAITING for t in trials):
+            return True
+        taken = {round(t.params["phi"], 6) for t in trials if "phi" in t.params}
+        missing = [p for p in by_phi if p not in taken]
+        if not missing:
+            return False
+        study.enqueue_trial({"phi": missing[0]}, user_attrs={"role": "family", "triple": key})
+        return True
+
+    def propose(trial: optuna.Trial) -> Proposal:
+        m = by_phi[round(trial.suggest_float("phi", 0.0, max(by_phi) + 1.0), 6)]
+        return Proposal(arch=m.arch, resolution=m.resolution, attrs=_member_attrs(m, triple))
+
+    done_before = len([t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                       if not (t.user_attrs.get("role") == "family" and t.user_attrs.get("triple") == key)])
+    planner = TrialPlanner(study=study, propose=propose, budget=Budget(), template=_template(config, num_classes),
+                           n_trials=done_before + len(members), target_macs=attrs["base_macs"],
+                           objectives=("accuracy", "macs"), before_ask=queue_next)
+    _execute(config, planner, study, total=done_before + len(members),
+             label=f"family of {len(members)} in {study_name!r}", err=err)
+    return {round(t.params["phi"], 6): t.user_attrs["accuracy"] for t in family_trials((TrialState.COMPLETE,))}
