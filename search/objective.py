@@ -29,6 +29,10 @@ class SearchError(RuntimeError):
     """The search cannot go on (constraints no sample meets, too many failures)."""
 
 
+class SetupError(ValueError):
+    """A setting that names nothing usable (an unreachable cluster, say): a user error."""
+
+
 @dataclass(frozen=True)
 class Budget:
     max_macs: int | None = None

@@ -6,7 +6,7 @@ import json
 import sys
 
 from search.data import DataError
-from search.objective import SearchError
+from search.objective import SearchError, SetupError
 from space.arch import ArchError
 from studies.errors import UserError
 
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = make_parser().parse_args(argv)
         return args.run(args)
-    except (UserError, ArchError, DataError) as exc:
+    except (UserError, ArchError, DataError, SetupError) as exc:
         print(f"effnas: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except SearchError as exc:

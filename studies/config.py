@@ -102,7 +102,7 @@ FIELDS: tuple[Field, ...] = (
     Field("max_macs", int, None, "hard MACs budget, checked before training", low=1, optional=True),
     Field("max_params", int, None, "hard parameter budget, checked before training", low=1, optional=True),
     Field("target_macs", int, None, "T of the MnasNet reward (default: the base's MACs)", low=1, optional=True),
-    Field("executor", str, "local", "where trials run", choices=("local",)),
+    Field("executor", str, "local", "where trials run", choices=("local", "ray")),
     Field("seed", int, 0, "seed of the sampler, the split and the training", low=0),
     Field("base", str, "efficientnet-b0", "the architecture the space is built around (preset or arch)"),
     Field("lr", float, 3e-3, "peak learning rate (AdamW)", positive=True),
@@ -112,7 +112,12 @@ FIELDS: tuple[Field, ...] = (
     Field("drop_path", float, 0.0, "stochastic-depth rate of the last block", low=0, high=1),
     Field("val_fraction", float, 0.2, "share of the training data held out for validation", positive=True, high=1),
     Field("device", str, "auto", "auto, cpu, cuda or cuda:N", pattern=r"auto|cpu|cuda(:\d+)?"),
-    Field("max_failures", int, 5, "consecutive failed trials that stop the study", low=1),
+    Field("max_failures", int, 5, "consecutive failed trials that stop the study (and Ray's retries)", low=1),
+    Field("address", str, None, "Ray cluster to join (HOST:PORT); default: a local Ray instance", optional=True,
+          pattern=r"[^\s]+"),
+    Field("gpus_per_trial", float, 0.0, "GPUs per Ray trial (fractional: small trials share one GPU)", low=0),
+    Field("cpus_per_trial", float, 1.0, "CPUs per Ray trial", positive=True),
+    Field("max_concurrent", int, None, "Ray trials at once (default: as resources allow)", low=1, optional=True),
 )
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
 

@@ -39,6 +39,7 @@ class Plan:
 def plan_search(config: StudyConfig) -> Plan:
     """Check every input (base, space, dataset, budget) without writing anything."""
     strategy = samplers.get(config.sampler)
+    check_executor(config)
     base, _ = presets.resolve(config.base)
     overrides, per_stage = space_options(config.space)
     space = SearchSpace.around(base, overrides=overrides, stage_overrides=per_stage)
@@ -63,6 +64,14 @@ def plan_search(config: StudyConfig) -> Plan:
     target = config.target_macs or cost(base, config.resolution, num_classes=data.num_classes).macs
     return Plan(config=config, space=space, template=template, budget=budget, target_macs=target,
                 strategy=strategy, split=dict(data.split))
+
+
+def check_executor(config: StudyConfig) -> None:
+    """A Ray cluster named by --address must answer before anything is written."""
+    if config.executor == "ray" and config.values.get("address"):
+        from search.ray_executor import check_reachable
+
+        check_reachable(config.values["address"])
 
 
 def _driver_device(config: StudyConfig) -> Any:
@@ -166,6 +175,13 @@ def run_search(config: StudyConfig, *, out: TextIO = sys.stdout, err: TextIO = s
 
 
 def make_executor(config: StudyConfig):
+    if config.executor == "ray":
+        from search.ray_executor import RayExecutor
+
+        values = config.values
+        return RayExecutor(address=values.get("address"), gpus_per_trial=values.get("gpus_per_trial", 0.0),
+                           cpus_per_trial=values.get("cpus_per_trial", 1.0),
+                           max_concurrent=values.get("max_concurrent"), max_failures=config.max_failures)
     from search.executors import LocalExecutor
 
     return LocalExecutor(max_failures=config.max_failures)

@@ -25,7 +25,8 @@ from studies.errors import UserError
 from studies.storage import mask_url, open_storage, recover_dead_trials
 
 TRAIN_FIELDS = ("study", "storage", "dataset", "epochs", "resolution", "batch_size", "executor", "seed", "lr",
-                "weight_decay", "label_smoothing", "dropout", "drop_path", "val_fraction", "device", "max_failures")
+                "weight_decay", "label_smoothing", "dropout", "drop_path", "val_fraction", "device", "max_failures",
+                "address", "gpus_per_trial", "cpus_per_trial", "max_concurrent")
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,9 @@ def _template(config: StudyConfig, num_classes: int) -> TrialSpec:
 def _num_classes(config: StudyConfig) -> tuple[int, dict]:
     """Load (and cache) the dataset once in the driver: validates it and counts the classes."""
     check_spec(config.dataset)
-    from studies.nas import _driver_device
+    from studies.nas import _driver_device, check_executor
+
+    check_executor(config)
 
     data = load_cached(_template(config, 0), _driver_device(config))
     return data.num_classes, dict(data.split)

@@ -1,0 +1,210 @@
+"""The Ray Tune executor: each trial runs on a Ray worker; the Optuna study stays in the driver.
+
+Ray's stock OptunaSearch tells Optuna only the objective values. Here a Searcher of our own asks the
+study through the same TrialPlanner as the local executor (so the budget is checked before anything is
+scheduled) and records every field a worker returns, so a trial run under Ray is recorded exactly as
+in-process. Workers never touch the storage: a SQLite study works on a cluster too.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from search.objective import Candidate, SearchError, SetupError, TrialPlanner, TrialSpec, run_trial
+
+RESULT_KEYS = ("accuracy", "val_loss", "train_seconds", "eval_seconds", "images_per_second", "device")
+ERROR_KEY = "effnas_error"
+
+
+def train_on_worker(config: dict[str, Any]) -> None:
+    """The Tune trainable: one TrialSpec in, the measured record fields out (or the error's text)."""
+    import torch
+    from ray import tune
+
+    torch.set_num_threads(max(1, int(config["cpus"])))
+    try:
+        result = run_trial(TrialSpec(**config["spec"]))
+    except Exception as exc:  # a deterministic fault (NaN, bad image, OOM): recorded, not retried
+        tune.report({ERROR_KEY: f"{type(exc).__name__}: {exc}"[:2000], "done": True})
+        return
+    tune.report({**result, "done": True})
+
+
+def _searcher_class():
+    from ray.tune.search import Searcher
+
+    class StudySearcher(Searcher):
+        """Asks the Optuna study for each Tune trial and tells it what the worker measured."""
+
+        def __init__(self, planner: TrialPlanner, on_done: Callable[[Candidate, dict | None, str | None], None],
+                     cpus: float) -> None:
+            super().__init__(metric="accuracy", mode="max")
+            self.planner, self.on_done, self.cpus = planner, on_done, cpus
+            self.live: dict[str, Candidate] = {}
+            self.lock = threading.Lock()
+
+        def suggest(self, trial_id: str) -> dict | None:
+            candidate = self.planner.next_candidate()
+            if candidate is None:
+                return Searcher.FINISHED if self.planner.done() and not self.live else None
+            with self.lock:
+                self.live[trial_id] = candidate
+            return {"spec": asdict(candidate.spec), "cpus": self.cpus}
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            with self.lock:
+                candidate = self.live.pop(trial_id, None)
+            if candidate is None:
+                return
+            if error or not result:
+                self.on_done(candidate, None, "the Ray trial failed on its worker (retries exhausted)")
+            elif ERROR_KEY in result:
+                self.on_done(candidate, None, result[ERROR_KEY])
+            else:
+                self.on_done(candidate, {k: result[k] for k in RESULT_KEYS if k in result}, None)
+
+        def __getstate__(self) -> dict:
+            """Tune pickles its experiment state; the study, planner and lock stay with this driver."""
+            state = dict(self.__dict__)
+            for key in ("planner", "on_done", "lock", "live"):
+                state.pop(key, None)
+            return state
+
+        def __setstate__(self, state: dict) -> None:
+            self.__dict__.update(state)
+            self.planner, self.on_done, self.live, self.lock = None, None, {}, threading.Lock()
+
+        def live_trial_ids(self) -> list[int]:
+            with self.lock:
+                return [c.trial._trial_id for c in self.live.values()]
+
+    return StudySearcher
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast, in one line, when nothing listens at HOST:PORT (Ray itself retries for a minute)."""
+    if address in ("auto", "local") or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise SetupError(f"--address {address!r}: expected HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise SetupError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
+class _Stop:
+    """Tune's stop condition: the trial reported, or the study is stopping (picklable for Tune's state)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return bool(result.get("done")) or (self.event is not None and self.event.is_set())
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.event = None
+
+
+@dataclass
+class RayExecutor:
+    address: str | None = None
+    gpus_per_trial: float = 0.0
+    cpus_per_trial: float = 1.0
+    max_concurrent: int | None = None
+    max_failures: int = 5  # Ray retries of a crashed worker, and failed trials in a row that stop the study
+    name: str = "ray"
+
+    def run(self, planner: TrialPlanner, *, on_trial, recover) -> None:
+        import ray
+        from ray import tune
+
+        if self.address:
+            check_reachable(self.address)
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+        started_here = not ray.is_initialized()
+        if started_here:
+            try:
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
+                         logging_level="ERROR", configure_logging=True)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise SetupError(f"cannot join the Ray cluster at {self.address}: {exc} (with token "
+                                 "authentication, set RAY_AUTH_MODE=token as for any Ray driver)") from None
+        failures = {"in_a_row": 0, "last": ""}
+        stop = threading.Event()
+
+        def on_done(candidate: Candidate, result: dict | None, error: str | None) -> None:
+            if error is None:
+                planner.complete(candidate, result)
+                failures["in_a_row"] = 0
+                on_trial(candidate, "complete")
+                return
+            planner.fail(candidate, error)
+            failures["in_a_row"] += 1
+            failures["last"] = error
+            on_trial(candidate, "fail")
+            if failures["in_a_row"] >= self.max_failures:
+                stop.set()
+
+        searcher = _searcher_class()(planner, on_done, self.cpus_per_trial)
+        search_alg = searcher
+        if self.max_concurrent:
+            from ray.tune.search import ConcurrencyLimiter
+
+            search_alg = ConcurrencyLimiter(searcher, max_concurrent=self.max_concurrent)
+        results_dir = tempfile.mkdtemp(prefix="effnas-ray-")
+        beat = threading.Thread(target=self._heartbeats, args=(planner, searcher, stop), daemon=True)
+        beat.start()
+        try:
+            tuner = tune.Tuner(
+                tune.with_resources(train_on_worker, {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}),
+                tune_config=tune.TuneConfig(search_alg=search_alg, num_samples=-1, reuse_actors=True),
+                run_config=tune.RunConfig(
+                    name="effnas", storage_path=results_dir, verbose=0,
+                    failure_config=tune.FailureConfig(max_failures=self.max_failures),
+                    stop=_Stop(stop),
+                ),
+            )
+            tuner.fit()
+        except KeyboardInterrupt:
+            for trial_id in list(searcher.live):
+                candidate = searcher.live.pop(trial_id)
+                planner.fail(candidate, "interrupted")
+            raise
+        finally:
+            stop.set()
+            beat.join()
+            shutil.rmtree(results_dir, ignore_errors=True)
+            if started_here:
+                ray.shutdown()
+        if failures["in_a_row"] >= self.max_failures:
+            raise SearchError(f"{failures['in_a_row']} trials failed in a row (last: {failures['last']}); "
+                              "stopping instead of burning the budget")
+
+    @staticmethod
+    def _heartbeats(planner: TrialPlanner, searcher: Any, stop: threading.Event) -> None:
+        """The driver beats for every trial in flight on a worker (workers never touch the storage)."""
+        from studies.storage import HEARTBEAT_INTERVAL
+
+        storage = planner.study._storage
+        if getattr(storage, "get_heartbeat_interval", lambda: None)() is None:
+            return
+        while not stop.wait(min(HEARTBEAT_INTERVAL, 2)):
+            for trial_id in searcher.live_trial_ids():
+                try:
+                    storage.record_heartbeat(trial_id)
+                except Exception:  # a missed beat is retried next round
+                    pass

@@ -1,0 +1,79 @@
+"""The Ray executor against a real local Ray instance and a real `ray start --head` on loopback."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.clirun import assert_user_error, effnas
+
+TINY_BASE = "stem_c8 ds_r1_k3_s1_c8_se0.25 ir_r2_k3_s2_e3_c16 head_c32"
+FAST = ["--dataset", "digits", "--epochs", "1", "--resolution", "12", "--base", TINY_BASE]
+RAY = str(Path(sys.executable).with_name("ray"))
+pytestmark = pytest.mark.slow
+
+
+def ray_processes() -> list[str]:
+    result = subprocess.run(["pgrep", "-af", "raylet|gcs_server|ray::"], capture_output=True, text=True)
+    return [line for line in result.stdout.splitlines() if "pgrep" not in line]
+
+
+def attrs_of(url: str, name: str) -> list[dict]:
+    study = optuna.load_study(study_name=name, storage=url)
+    return [t.user_attrs for t in study.get_trials(states=(TrialState.COMPLETE,))]
+
+
+def test_local_ray_records_like_the_local_executor_and_leaves_nothing(tmp_path):
+    assert not ray_processes(), "a Ray instance is already running"
+    url = f"sqlite:///{tmp_path}/s.db"
+    ray = effnas("search", "--executor", "ray", "--study", "ray", "--storage", url, "--trials", "3", *FAST)
+    assert ray.returncode == 0, ray.stderr[-3000:]
+    local = effnas("search", "--study", "local", "--storage", url, "--trials", "1", *FAST)
+    assert local.returncode == 0, local.stderr
+    ray_attrs, local_attrs = attrs_of(url, "ray"), attrs_of(url, "local")
+    assert len(ray_attrs) == 3
+    expected = set(local_attrs[0]) - {"enqueued"}
+    for attrs in ray_attrs:
+        assert expected <= set(attrs), expected - set(attrs)
+    assert not ray_processes()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(not shutil.which(RAY) and not Path(RAY).exists(), reason="ray CLI not installed")
+def test_study_on_an_existing_head_with_address(tmp_path):
+    port = free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}  # ray start enables token auth; a joining driver must too
+    start = subprocess.run([RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+                            "--include-dashboard=false", "--disable-usage-stats"], capture_output=True, text=True,
+                           timeout=180, env=env)
+    assert start.returncode == 0, start.stderr[-3000:]
+    try:
+        url = f"sqlite:///{tmp_path}/s.db"
+        result = effnas("search", "--executor", "ray", "--address", f"127.0.0.1:{port}", "--study", "head",
+                        "--storage", url, "--trials", "2", "--max-concurrent", "2", *FAST,
+                        env={"RAY_AUTH_MODE": "token"})
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert len(attrs_of(url, "head")) == 2
+        assert ray_processes(), "the head we joined must still be running: effnas only disconnects"
+    finally:
+        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120, env=env)
+    assert not ray_processes()
+
+
+def test_unreachable_ray_address_is_an_error(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    result = effnas("search", "--executor", "ray", "--address", f"127.0.0.1:{free_port()}", "--study", "x",
+                    "--storage", url, "--trials", "1", *FAST, timeout=300)
+    assert_user_error(result, "cannot reach the Ray cluster")
