@@ -5,9 +5,6 @@ import argparse
 import json
 import sys
 
-from search.data import DataError
-from search.objective import SearchError, SetupError
-from space.arch import ArchError
 from studies.errors import UserError
 
 
@@ -144,10 +141,7 @@ def run_scale(args: argparse.Namespace) -> int:
     config = scale_config(args)
     options = GridOptions(phi=args.phi, step=args.step, tolerance=args.tolerance, max_coef=args.max_coef,
                           resolution_multiple=args.resolution_multiple)
-    try:
-        check_options(options)
-    except ArchError as exc:
-        raise UserError(str(exc)) from None
+    check_options(options)
     baseline = resolve_baseline(args.baseline, config=config)
     if args.dry_run:
         rows = grid_rows(baseline, options)
@@ -301,8 +295,22 @@ def quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    quiet_libraries()
     try:
+        return _main(argv)
+    except KeyboardInterrupt:  # the running trial was failed and requeued; the same command resumes
+        print("effnas: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
+    from search.data import DataError
+    from search.objective import SearchError, SetupError
+    from space.arch import ArchError
+
+    try:
+        quiet_libraries()
         args = make_parser().parse_args(argv)
         return args.run(args)
     except (UserError, ArchError, DataError, SetupError) as exc:
@@ -311,11 +319,6 @@ def main(argv: list[str] | None = None) -> int:
     except SearchError as exc:
         print(f"effnas: error: {_one_line(exc)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("effnas: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
 
 
 def _one_line(exc: BaseException) -> str:

@@ -134,12 +134,15 @@ def open_study(plan: Plan, storage: optuna.storages.BaseStorage) -> optuna.Study
                             "resolution; use another --study name")
         return study
     study.set_metric_names(list(strategy.metric_names))
-    for key, value in study_attrs(plan).items():
-        study.set_user_attr(key, value)
+    attrs = study_attrs(plan)
+    for key, value in attrs.items():
+        if key != "kind":
+            study.set_user_attr(key, value)
     base = plan.space.base_params()
-    if base is not None and not plan.budget.violations(
+    if base is not None and not study.trials and not plan.budget.violations(
             cost(plan.space.base, config.resolution, num_classes=plan.template.num_classes)):
         study.enqueue_trial(base, user_attrs={"enqueued": "base architecture"})
+    study.set_user_attr("kind", attrs["kind"])  # last: a concurrent worker sees a complete record or none
     return study
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,14 +101,27 @@ def open_storage(url: str, *, create: bool = True, create_default_dir: bool = Fa
         engine_kwargs = {"connect_args": {"timeout": 60}}
     else:
         engine_kwargs = {"pool_pre_ping": True}
-    try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
-            heartbeat_stale_trial_callback=requeue,
-        )
-    except Exception as exc:  # SQLAlchemy / driver errors: unreachable host, bad credentials, no driver
-        reason = scrub(" ".join(str(exc).split()), url)[:300]
-        raise UserError(f"cannot open storage {mask_url(url)!r}: {reason}") from None
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
+                heartbeat_stale_trial_callback=requeue,
+            )
+        except Exception as exc:  # SQLAlchemy / driver errors: unreachable host, bad credentials, no driver
+            if _creation_race(exc) and attempt < 4:
+                time.sleep(0.5 * (attempt + 1))  # another worker is creating the tables right now
+                continue
+            reason = scrub(" ".join(str(exc).split()), url)[:300]
+            raise UserError(f"cannot open storage {mask_url(url)!r}: {reason}") from None
+    raise AssertionError("unreachable")
+
+
+def _creation_race(exc: Exception) -> bool:
+    """Workers that create Optuna's tables at the same instant collide on PostgreSQL; a retry sees them."""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    text = str(exc)
+    return isinstance(exc, (IntegrityError, ProgrammingError)) and ("already exists" in text or "duplicate" in text)
 
 
 def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
