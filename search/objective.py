@@ -161,22 +161,28 @@ class TrialPlanner:
         for key, value in record.items():
             trial.set_user_attr(key, value)
 
-    def complete(self, candidate: Candidate, result: dict[str, Any]) -> list[float]:
+    def complete(self, candidate: Candidate, result: dict[str, Any]) -> list[float] | None:
+        """Record a worker's result; None if another worker already declared this trial dead (and requeued it)."""
         trial = candidate.trial
-        for key, value in result.items():
-            trial.set_user_attr(key, value)
         accuracy = float(result["accuracy"])
         reward = mnas_reward(accuracy, candidate.cost.macs, self.target_macs)
-        trial.set_user_attr("reward", reward)
         values = {"accuracy": accuracy, "macs": float(candidate.cost.macs), "reward": reward}
         ordered = [values[name] for name in self.objectives]
-        self.study.tell(trial, ordered)
+        try:
+            for key, value in {**result, "reward": reward}.items():
+                trial.set_user_attr(key, value)
+            self.study.tell(trial, ordered)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return None
         return ordered
 
     def fail(self, candidate: Candidate, error: BaseException | str) -> None:
         message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        candidate.trial.set_user_attr("error", message[:2000])
-        self.study.tell(candidate.trial, state=TrialState.FAIL)
+        try:
+            candidate.trial.set_user_attr("error", message[:2000])
+            self.study.tell(candidate.trial, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # already failed by another worker's recovery
 
 
 _DATA_CACHE: dict[tuple, Any] = {}

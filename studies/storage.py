@@ -152,10 +152,13 @@ def recover_dead_trials(study: optuna.Study) -> list[int]:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
         if worker_host == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-            storage.set_trial_user_attr(trial._trial_id, "error", f"worker {worker_host}:{pid} died")
-            if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
-                requeue(study, trial)
-                recovered.append(trial.number)
+            try:
+                storage.set_trial_user_attr(trial._trial_id, "error", f"worker {worker_host}:{pid} died")
+                if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                    requeue(study, trial)
+                    recovered.append(trial.number)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another worker recovered it first
     if isinstance(storage, optuna.storages.RDBStorage) or hasattr(storage, "record_heartbeat"):
         before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
         optuna.storages.fail_stale_trials(study)
