@@ -93,8 +93,8 @@ def grid_figure(grid: pd.DataFrame, best: pd.Series) -> go.Figure:
         marker={"size": 6, "color": grid["accuracy"], "colorscale": "Viridis", "colorbar": {"title": "accuracy"}}))
     fig.add_trace(go.Scatter3d(x=[best["alpha"]], y=[best["beta"]], z=[best["gamma"]], mode="markers",
                                name="chosen", marker={"size": 10, "color": "#e8590c", "symbol": "diamond"}))
-    fig.update_layout(**{**LAYOUT, "height": 520}, scene={"xaxis_title": "α (depth)", "yaxis_title": "β (width)",
-                                                          "zaxis_title": "γ (resolution)"})
+    fig.update_layout(**{**LAYOUT, "height": 520}, legend={"orientation": "h", "y": -0.05},
+                      scene={"xaxis_title": "α (depth)", "yaxis_title": "β (width)", "zaxis_title": "γ (resolution)"})
     return fig
 
 

@@ -34,6 +34,7 @@ code,pre{font-family:ui-monospace,Menlo,monospace;font-size:.8rem}pre{background
 .arch td{padding:.15rem .3rem;vertical-align:bottom}.stage{display:inline-block;background:#4a78c2;color:#fff;
 border-radius:3px;font-size:.7rem;text-align:center;line-height:1.1;padding:2px 0;min-width:2.2rem}
 .stage.se{background:#c2574a}.stage.ds{background:#6b9a4a}.scroll{max-height:28rem;overflow:auto}
+.scroll td.l{white-space:nowrap}
 """
 SORT_JS = """
 document.querySelectorAll('table.sortable th').forEach(function(th, col){th.addEventListener('click', function(){

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -179,6 +180,8 @@ def add_family(commands) -> None:
     add_grid_flags(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--train", action="store_true", help="train each member and record it in the scaling study")
+    p.add_argument("--num-classes", type=positive_int, help="classes the costs are counted for (default: the "
+                                                           "study's, else 1000)")
     add_config_flags(p, TRAIN_FIELDS)
     p.set_defaults(run=run_family)
 
@@ -209,12 +212,13 @@ def run_family(args: argparse.Namespace) -> int:
         from space.arch import ArchSpec
 
         attrs = scaling_study.user_attrs
-        baseline = Baseline(ArchSpec.parse(attrs["baseline"]), int(attrs["base_resolution"]),
-                            attrs.get("baseline_label", "baseline"))
-        if "resolution" in config.explicit:
-            baseline = Baseline(baseline.arch, config.resolution, baseline.label)
+        resolution = config.resolution if "resolution" in config.explicit else int(attrs["base_resolution"])
+        baseline = Baseline(ArchSpec.parse(attrs["baseline"]), resolution, attrs.get("baseline_label", "baseline"),
+                            int(attrs.get("num_classes", 1000)))
     else:
         baseline = resolve_baseline(args.baseline, config=config)
+    if args.num_classes is not None:
+        baseline = dataclasses.replace(baseline, num_classes=args.num_classes)
     members = family_rows(baseline, triple, list(args.phi), multiple=args.resolution_multiple)
     rows = [m.to_dict() for m in members]
     if args.train:

@@ -34,6 +34,7 @@ class Baseline:
     arch: ArchSpec
     resolution: int
     label: str
+    num_classes: int = 1000  # a study's class count; ImageNet's for presets and arch strings
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,14 @@ def resolve_baseline(text: str, *, config: StudyConfig) -> Baseline:
             trial = matches[0]
         arch, resolution = ArchSpec.parse(trial.user_attrs["arch"]), int(trial.user_attrs["resolution"])
         label = f"{config.study} trial {trial.number}"
+        num_classes = int(trial.user_attrs.get("num_classes", study.user_attrs.get("num_classes", 1000)))
     else:
         arch, preset = presets.resolve(text)
         resolution, label = (preset.resolution, preset.name) if preset else (224, "arch string")
+        num_classes = 1000
     if "resolution" in config.explicit:
         resolution = config.resolution
-    return Baseline(arch=arch, resolution=resolution, label=label)
+    return Baseline(arch=arch, resolution=resolution, label=label, num_classes=num_classes)
 
 
 def _load_nas_study(config: StudyConfig) -> optuna.Study:
@@ -81,14 +84,14 @@ def _load_nas_study(config: StudyConfig) -> optuna.Study:
     return study
 
 
-def grid_rows(baseline: Baseline, options: GridOptions, *, num_classes: int = 1000) -> list[dict[str, Any]]:
+def grid_rows(baseline: Baseline, options: GridOptions) -> list[dict[str, Any]]:
     triples = compound_grid(step=options.step, tolerance=options.tolerance, max_coef=options.max_coef)
     if not triples:
         raise UserError(f"no triple within tolerance {options.tolerance} of alpha*beta^2*gamma^2 = 2 on this grid")
     rows = []
     for t in triples:
         m = member(baseline.arch, resolution=baseline.resolution, triple=t, phi=options.phi,
-                   multiple=options.resolution_multiple, num_classes=num_classes)
+                   multiple=options.resolution_multiple, num_classes=baseline.num_classes)
         rows.append({"alpha": t.alpha, "beta": t.beta, "gamma": t.gamma, "nominal": round(t.nominal, 6),
                      "width": m.width, "depth": m.depth, "resolution": m.resolution, "params": m.params,
                      "macs": m.macs, "macs_ratio": m.macs_ratio})
@@ -233,11 +236,10 @@ def best_triple(study: optuna.Study) -> dict[str, Any]:
             "macs_ratio": a["macs_ratio"], "resolution": a["resolution"], "arch": a["arch"]}
 
 
-def family_rows(baseline: Baseline, triple: Triple, phis: list[float], *, multiple: int,
-                num_classes: int = 1000) -> list[Member]:
+def family_rows(baseline: Baseline, triple: Triple, phis: list[float], *, multiple: int) -> list[Member]:
     check_coefficients(triple)
     return family(baseline.arch, resolution=baseline.resolution, triple=triple, phis=phis, multiple=multiple,
-                  num_classes=num_classes)
+                  num_classes=baseline.num_classes)
 
 
 def load_scaling_study(config: StudyConfig, name: str) -> optuna.Study:
