@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from search.samplers import mnas_reward
 from space.arch import ArchSpec
@@ -105,13 +105,19 @@ class TrialPlanner:
 
     def __init__(self, *, study: optuna.Study, propose: Propose, budget: Budget, template: TrialSpec,
                  n_trials: int, target_macs: float, objectives: tuple[str, ...],
-                 before_ask: Callable[[], bool] | None = None) -> None:
+                 before_ask: Callable[[], bool] | None = None,
+                 counts_toward: Callable[[FrozenTrial], bool] | None = None) -> None:
         self.study, self.propose, self.budget, self.template = study, propose, budget, template
         self.n_trials, self.target_macs, self.objectives = n_trials, target_macs, objectives
         self.before_ask = before_ask  # may queue the next trial's params; False: nothing left to ask
+        self.counts_toward = counts_toward  # which trials of the study count toward n_trials (default: all)
+
+    def _trials(self) -> list[FrozenTrial]:
+        trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+        return [t for t in trials if self.counts_toward is None or self.counts_toward(t)]
 
     def counts(self) -> tuple[int, int]:
-        trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+        trials = self._trials()
         complete = sum(t.state == TrialState.COMPLETE for t in trials)
         return complete, len(trials) - complete
 
@@ -149,8 +155,7 @@ class TrialPlanner:
 
     def _surplus(self, trial: optuna.Trial) -> bool:
         """Another worker may have asked in the same instant: the later trial yields."""
-        trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-        ahead = [t for t in trials if t.state == TrialState.COMPLETE or t.number < trial.number]
+        ahead = [t for t in self._trials() if t.state == TrialState.COMPLETE or t.number < trial.number]
         return len(ahead) >= self.n_trials
 
     def _record_arch(self, trial: optuna.Trial, proposal: Proposal, c: Cost) -> None:

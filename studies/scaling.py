@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from search.data import check_spec
 from search.objective import Budget, Proposal, TrialPlanner, TrialSpec, load_cached
@@ -146,54 +146,76 @@ def _key(alpha: float, beta: float, gamma: float) -> tuple[float, float, float]:
     return round(alpha, 6), round(beta, 6), round(gamma, 6)
 
 
+def _study_attrs(config: StudyConfig, baseline: Baseline, num_classes: int, split: dict,
+                 extra: dict[str, Any]) -> dict[str, Any]:
+    masked = {**config.values, "storage": mask_url(config.storage)}
+    return {
+        "kind": "scaling", "baseline": str(baseline.arch), "baseline_label": baseline.label,
+        "base_resolution": baseline.resolution, "num_classes": num_classes, "dataset": config.dataset,
+        "seed": config.seed, "version": __version__, "split": json.dumps(split, sort_keys=True),
+        "config": json.dumps({**masked, **extra}, sort_keys=True, default=str),
+        "base_macs": cost(baseline.arch, baseline.resolution, num_classes=num_classes).macs, **extra,
+    }
+
+
+def _train_members(config: StudyConfig, study: optuna.Study, members: dict[tuple, tuple[Member, Triple]], *,
+                   param_names: tuple[str, ...], role: dict[str, str], num_classes: int, label: str,
+                   err: TextIO) -> None:
+    """Train each member that the study does not hold yet; the study is resumable like any other.
+
+    ``members`` maps a key (the values of ``param_names``) to its member; the next missing key is queued
+    before every ask, so a failed or killed trial is simply asked again.
+    """
+
+    def ours(trial: FrozenTrial) -> bool:
+        return all(trial.user_attrs.get(k) == v for k, v in role.items())
+
+    def key_of(trial: FrozenTrial) -> tuple | None:
+        if not ours(trial) or not set(param_names) <= set(trial.params):
+            return None
+        return tuple(round(float(trial.params[n]), 6) for n in param_names)
+
+    def queue_next() -> bool:
+        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING,
+                                                          TrialState.WAITING))
+        if any(t.state == TrialState.WAITING and ours(t) for t in trials):
+            return True  # a queued (or requeued) member is next; its params are set only once asked
+        missing = [k for k in members if k not in {key_of(t) for t in trials}]
+        if missing:
+            study.enqueue_trial(dict(zip(param_names, missing[0])), user_attrs=role)
+        return bool(missing)
+
+    def propose(trial: optuna.Trial) -> Proposal:
+        key = tuple(round(trial.suggest_float(n, 0.0, 1e6), 6) for n in param_names)
+        m, triple = members[key]
+        return Proposal(arch=m.arch, resolution=m.resolution, attrs=_member_attrs(m, triple))
+
+    recover_dead_trials(study)
+    planner = TrialPlanner(study=study, propose=propose, budget=Budget(), template=_template(config, num_classes),
+                           n_trials=len(members), target_macs=study.user_attrs["base_macs"],
+                           objectives=("accuracy", "macs"), before_ask=queue_next,
+                           counts_toward=lambda t: key_of(t) is not None)
+    _execute(config, planner, study, total=len(members), label=label, err=err)
+
+
 def run_scale(config: StudyConfig, baseline: Baseline, options: GridOptions, *, out: TextIO = sys.stdout,
               err: TextIO = sys.stderr) -> dict[str, Any]:
     """Train every triple of the grid (resuming what is done) and return the best one."""
     num_classes, split = _num_classes(config)
     triples = compound_grid(step=options.step, tolerance=options.tolerance, max_coef=options.max_coef)
     storage = open_storage(config.storage, create_default_dir=config.storage == DEFAULT_STORAGE)
-    masked = {**config.values, "storage": mask_url(config.storage)}
-    attrs = {
-        "kind": "scaling", "baseline": str(baseline.arch), "baseline_label": baseline.label,
-        "base_resolution": baseline.resolution, "phi": options.phi, "step": options.step,
-        "tolerance": options.tolerance, "max_coef": options.max_coef,
-        "resolution_multiple": options.resolution_multiple, "num_classes": num_classes, "dataset": config.dataset,
-        "seed": config.seed, "version": __version__, "split": json.dumps(split, sort_keys=True),
-        "config": json.dumps({**masked, **options.__dict__}, sort_keys=True, default=str),
-        "base_macs": cost(baseline.arch, baseline.resolution, num_classes=num_classes).macs,
-    }
+    attrs = _study_attrs(config, baseline, num_classes, split, dict(options.__dict__))
     name = f"{config.study}-scaling"
     study = open_scaling_study(name, storage, attrs, check=("baseline", "base_resolution", "phi", "step",
                                                              "tolerance", "max_coef", "dataset"))
-    recover_dead_trials(study)
-    by_key = {_key(t.alpha, t.beta, t.gamma): t for t in triples}
-
-    def queue_next() -> bool:
-        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING,
-                                                          TrialState.WAITING))
-        if any(t.state == TrialState.WAITING for t in trials):
-            return True
-        taken = {_key(t.params["alpha"], t.params["beta"], t.params["gamma"]) for t in trials if "alpha" in t.params}
-        missing = [k for k in by_key if k not in taken]
-        if not missing:
-            return False
-        alpha, beta, gamma = missing[0]
-        study.enqueue_trial({"alpha": alpha, "beta": beta, "gamma": gamma}, user_attrs={"role": "grid"})
-        return True
-
-    def propose(trial: optuna.Trial) -> Proposal:
-        triple = Triple(trial.suggest_float("alpha", 1.0, options.max_coef),
-                        trial.suggest_float("beta", 1.0, options.max_coef),
-                        trial.suggest_float("gamma", 1.0, options.max_coef))
-        m = member(baseline.arch, resolution=baseline.resolution, triple=triple, phi=options.phi,
-                   multiple=options.resolution_multiple, num_classes=num_classes)
-        return Proposal(arch=m.arch, resolution=m.resolution, attrs=_member_attrs(m, triple))
-
-    planner = TrialPlanner(study=study, propose=propose, budget=Budget(), template=_template(config, num_classes),
-                           n_trials=len(triples), target_macs=attrs["base_macs"], objectives=("accuracy", "macs"),
-                           before_ask=queue_next)
-    _execute(config, planner, study, total=len(triples), label=f"scaling study {name!r}: {len(triples)} triples",
-             err=err)
+    members = {
+        _key(t.alpha, t.beta, t.gamma): (member(baseline.arch, resolution=baseline.resolution, triple=t,
+                                                phi=options.phi, multiple=options.resolution_multiple,
+                                                num_classes=num_classes), t)
+        for t in triples
+    }
+    _train_members(config, study, members, param_names=("alpha", "beta", "gamma"), role={"role": "grid"},
+                   num_classes=num_classes, label=f"scaling study {name!r}: {len(triples)} triples", err=err)
     return best_triple(study)
 
 
@@ -259,40 +281,12 @@ def train_family(config: StudyConfig, study_name: str, baseline: Baseline, tripl
     """Train every member into the scaling study (role ``family``); returns accuracy per phi."""
     num_classes, split = _num_classes(config)
     storage = open_storage(config.storage, create_default_dir=config.storage == DEFAULT_STORAGE)
-    attrs = {"kind": "scaling", "baseline": str(baseline.arch), "baseline_label": baseline.label,
-             "base_resolution": baseline.resolution, "num_classes": num_classes, "dataset": config.dataset,
-             "seed": config.seed, "version": __version__, "split": json.dumps(split, sort_keys=True),
-             "base_macs": cost(baseline.arch, baseline.resolution, num_classes=num_classes).macs,
-             "config": json.dumps({**config.values, "storage": mask_url(config.storage)}, sort_keys=True)}
+    attrs = _study_attrs(config, baseline, num_classes, split, {"resolution_multiple": multiple})
     study = open_scaling_study(study_name, storage, attrs, check=("baseline", "base_resolution", "dataset"))
-    recover_dead_trials(study)
-    by_phi = {round(m.phi, 6): m for m in members}
-    key = f"{triple.alpha},{triple.beta},{triple.gamma}"
-
-    def family_trials(states):
-        return [t for t in study.get_trials(deepcopy=False, states=states)
-                if t.user_attrs.get("role") == "family" and t.user_attrs.get("triple") == key]
-
-    def queue_next() -> bool:
-        trials = family_trials((TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING))
-        if any(t.state == TrialState.WAITING for t in trials):
-            return True
-        taken = {round(t.params["phi"], 6) for t in trials if "phi" in t.params}
-        missing = [p for p in by_phi if p not in taken]
-        if not missing:
-            return False
-        study.enqueue_trial({"phi": missing[0]}, user_attrs={"role": "family", "triple": key})
-        return True
-
-    def propose(trial: optuna.Trial) -> Proposal:
-        m = by_phi[round(trial.suggest_float("phi", 0.0, max(by_phi) + 1.0), 6)]
-        return Proposal(arch=m.arch, resolution=m.resolution, attrs=_member_attrs(m, triple))
-
-    done_before = len([t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                       if not (t.user_attrs.get("role") == "family" and t.user_attrs.get("triple") == key)])
-    planner = TrialPlanner(study=study, propose=propose, budget=Budget(), template=_template(config, num_classes),
-                           n_trials=done_before + len(members), target_macs=attrs["base_macs"],
-                           objectives=("accuracy", "macs"), before_ask=queue_next)
-    _execute(config, planner, study, total=done_before + len(members),
-             label=f"family of {len(members)} in {study_name!r}", err=err)
-    return {round(t.params["phi"], 6): t.user_attrs["accuracy"] for t in family_trials((TrialState.COMPLETE,))}
+    role = {"role": "family", "triple": f"{triple.alpha},{triple.beta},{triple.gamma}"}
+    by_phi = {(round(m.phi, 6),): (m, triple) for m in members}
+    _train_members(config, study, by_phi, param_names=("phi",), role=role, num_classes=num_classes,
+                   label=f"family of {len(members)} in {study_name!r}", err=err)
+    trained = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return {round(t.params["phi"], 6): t.user_attrs["accuracy"] for t in trained
+            if all(t.user_attrs.get(k) == v for k, v in role.items())}

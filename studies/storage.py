@@ -16,6 +16,7 @@ from studies.errors import UserError
 HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
 GRACE_PERIOD = 60  # a trial silent this long belongs to a dead worker
 SQLITE_MAGIC = b"SQLite format 3\x00"
+REQUEUE_KEEPS = ("role", "triple")  # what a trial is part of survives its retry
 
 
 def mask_url(url: str) -> str:
@@ -127,7 +128,8 @@ def _creation_race(exc: Exception) -> bool:
 def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
     """Queue a failed trial's parameters again, so its architecture is still evaluated."""
     if trial.params:
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        keep = {k: trial.user_attrs[k] for k in REQUEUE_KEEPS if k in trial.user_attrs}
+        study.enqueue_trial(trial.params, user_attrs={**keep, "retry_of": trial.number})
 
 
 def _pid_alive(pid: int) -> bool:
