@@ -87,7 +87,7 @@ def test_kills_at_ten_random_points_lose_no_complete_trial(tmp_path):
     rng = random.Random(20261121)
     kept: set[int] = set()
     kills = 0
-    for _ in range(10):
+    for point in range(1, 11):
         process = popen(*args)
         time.sleep(rng.uniform(0.5, 7.0))
         if process.poll() is None:
@@ -98,7 +98,7 @@ def test_kills_at_ten_random_points_lose_no_complete_trial(tmp_path):
             complete = set(states(url, "k").get("COMPLETE", []))
             assert kept <= complete, f"complete trials lost: {kept - complete}"
             kept = complete
-        print(f"kill point {_ + 1}: {len(kept)} complete trials kept")
+        print(f"kill point {point}: {len(kept)} complete trials kept")
     assert kills >= 5
     result = effnas(*args)
     assert result.returncode == 0, result.stderr
