@@ -42,12 +42,6 @@ class LocalExecutor:
             try:
                 with self._beat(planner, candidate):
                     result = run_trial(candidate.spec)
-            except KeyboardInterrupt:
-                planner.fail(candidate, "interrupted")
-                from studies.storage import requeue
-
-                requeue(planner.study, planner.study._storage.get_trial(candidate.trial._trial_id))
-                raise
             except Exception as exc:  # the trial fails, the study goes on
                 _release_cuda_memory()
                 planner.fail(candidate, exc)

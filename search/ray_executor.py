@@ -179,11 +179,6 @@ class RayExecutor:
                 ),
             )
             tuner.fit()
-        except KeyboardInterrupt:
-            for trial_id in list(searcher.live):
-                candidate = searcher.live.pop(trial_id)
-                planner.fail(candidate, "interrupted")
-            raise
         finally:
             stop.set()
             beat.join()

@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 from reports.pareto import pareto_mask
 from search import samplers
 from search.data import check_spec
-from search.objective import Budget, Candidate, TrialPlanner, TrialSpec, space_proposer
+from search.objective import Budget, Candidate, TrialPlanner, TrialSpec, space_proposer, worker_id
 from search.samplers import mnas_reward
 from space import cost, presets
 from space.searchspace import SearchSpace
@@ -20,7 +20,7 @@ from studies import __version__
 from studies.config import DEFAULT_STORAGE, StudyConfig, space_options
 from studies.errors import UserError
 from studies.progress import Progress
-from studies.storage import mask_url, open_storage, recover_dead_trials
+from studies.storage import mask_url, open_storage, recover_dead_trials, release_own_trials
 
 
 @dataclass
@@ -169,12 +169,20 @@ def run_search(config: StudyConfig, *, out: TextIO = sys.stdout, err: TextIO = s
         failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
         progress.update(done=len(done), failed=failed, best=_best(done))
 
-    try:
-        executor.run(planner, on_trial=on_trial, recover=lambda: recover_dead_trials(study))
-    finally:
-        progress.close()
+    run_executor(executor, planner, study, on_trial=on_trial, progress=progress)
     print_summary(study, target_macs=plan.target_macs, out=out)
     return study
+
+
+def run_executor(executor, planner: TrialPlanner, study: optuna.Study, *, on_trial, progress: Progress) -> None:
+    """Drive the executor; on Ctrl-C, wherever it lands, fail and requeue the trials this process holds."""
+    try:
+        executor.run(planner, on_trial=on_trial, recover=lambda: recover_dead_trials(study))
+    except KeyboardInterrupt:
+        release_own_trials(study, worker=worker_id(), reason="interrupted")
+        raise
+    finally:
+        progress.close()
 
 
 def make_executor(config: StudyConfig):

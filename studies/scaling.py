@@ -227,7 +227,7 @@ def _member_attrs(m: Member, triple: Triple) -> dict[str, Any]:
 
 def _execute(config: StudyConfig, planner: TrialPlanner, study: optuna.Study, *, total: int, label: str,
              err: TextIO) -> None:
-    from studies.nas import _best, _complete, make_executor
+    from studies.nas import _best, _complete, make_executor, run_executor
     from studies.progress import Progress
 
     print(f"effnas: {label} in {mask_url(config.storage)}; {config.dataset}, {config.epochs} epoch(s) per trial",
@@ -239,10 +239,7 @@ def _execute(config: StudyConfig, planner: TrialPlanner, study: optuna.Study, *,
         failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
         progress.update(done=len(done), failed=failed, best=_best(done))
 
-    try:
-        make_executor(config).run(planner, on_trial=on_trial, recover=lambda: recover_dead_trials(study))
-    finally:
-        progress.close()
+    run_executor(make_executor(config), planner, study, on_trial=on_trial, progress=progress)
 
 
 def best_triple(study: optuna.Study) -> dict[str, Any]:

@@ -169,6 +169,22 @@ def recover_dead_trials(study: optuna.Study) -> list[int]:
     return recovered
 
 
+def release_own_trials(study: optuna.Study, *, worker: str, reason: str) -> list[int]:
+    """Fail and requeue every RUNNING trial this worker holds (on Ctrl-C, wherever it landed)."""
+    released = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get("worker") != worker:
+            continue
+        try:
+            study._storage.set_trial_user_attr(trial._trial_id, "error", reason)
+            if study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                requeue(study, trial)
+                released.append(trial.number)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+    return released
+
+
 class Heartbeat:
     """Records a running trial's heartbeat from a thread while the trial trains."""
 
