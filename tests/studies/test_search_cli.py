@@ -82,7 +82,8 @@ def test_resume_after_sigkill(tmp_path):
     failed = study.get_trials(states=(TrialState.FAIL,))
     assert len(failed) == 1 and "died" in failed[0].user_attrs["error"]
     retried = [t for t in study.trials if t.user_attrs.get("retry_of") == failed[0].number]
-    assert retried and retried[0].params == failed[0].params
+    # the dead trial may have been killed half-way through suggesting: what it had chosen is kept
+    assert retried and failed[0].params.items() <= retried[0].params.items()
 
 
 def _running_with_params(db) -> bool:
