@@ -274,7 +274,8 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def make_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="effnas", description=__doc__)
+    parser = ArgumentParser(prog="effnas", description="Architecture search and compound scaling for "
+                            "EfficientNet-style networks. MACs are multiply-adds (the paper's \"FLOPs\").")
     from studies import __version__
 
     parser.add_argument("--version", action="version", version=f"effnas {__version__}")
