@@ -66,6 +66,7 @@ class TrialSpec:
     split_seed: int
     seed: int
     device: str = "auto"
+    val_fraction: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -198,11 +199,13 @@ def load_cached(spec: TrialSpec, device: Any) -> Any:
     """Datasets stay resident (on the trial's device) for the life of the process."""
     from search.data import load_dataset
 
-    key = (spec.dataset, spec.resolution, spec.split_seed, str(device))
+    key = (spec.dataset, spec.resolution, spec.split_seed, spec.val_fraction, str(device))
     if key not in _DATA_CACHE:
         while len(_DATA_CACHE) >= _CACHE_SIZE:
             _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
-        _DATA_CACHE[key] = load_dataset(spec.dataset, resolution=spec.resolution, seed=spec.split_seed).to(device)
+        data = load_dataset(spec.dataset, resolution=spec.resolution, seed=spec.split_seed,
+                            val_fraction=spec.val_fraction)
+        _DATA_CACHE[key] = data.to(device)
     return _DATA_CACHE[key]
 
 

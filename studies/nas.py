@@ -50,7 +50,7 @@ def plan_search(config: StudyConfig) -> Plan:
         number=-1, arch="", dataset=config.dataset, resolution=config.resolution, num_classes=0,
         epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay,
         label_smoothing=config.label_smoothing, dropout=config.dropout, drop_path=config.drop_path,
-        split_seed=config.seed, seed=config.seed, device=config.device,
+        split_seed=config.seed, seed=config.seed, device=config.device, val_fraction=config.val_fraction,
     )
     device = _driver_device(config)
     data = load_cached(template, device)

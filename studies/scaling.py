@@ -111,7 +111,7 @@ def _template(config: StudyConfig, num_classes: int) -> TrialSpec:
                      num_classes=num_classes, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                      weight_decay=config.weight_decay, label_smoothing=config.label_smoothing,
                      dropout=config.dropout, drop_path=config.drop_path, split_seed=config.seed, seed=config.seed,
-                     device=config.device)
+                     device=config.device, val_fraction=config.val_fraction)
 
 
 def _num_classes(config: StudyConfig) -> tuple[int, dict]:

@@ -190,3 +190,14 @@ def test_storage_that_is_not_sqlite(tmp_path):
     result = effnas("search", "--storage", f"sqlite:///{bad}", cwd=tmp_path)
     assert_user_error(result, "not a SQLite database")
     assert bad.read_text() == "hello"
+
+
+def test_val_fraction_sets_the_split(tmp_path):
+    from studies.config import load_config
+    from studies.nas import plan_search
+
+    plan = plan_search(load_config(overrides={"storage": f"sqlite:///{tmp_path}/v.db", "val_fraction": 0.5,
+                                              "resolution": 8, "base": TINY_BASE}))
+    assert plan.split["val_fraction"] == 0.5 and plan.split["validation"] == 898  # round(1797 / 2)
+    assert plan.template.val_fraction == 0.5
+    assert list(tmp_path.iterdir()) == []
