@@ -122,6 +122,9 @@ class TrialPlanner:
         complete = sum(t.state == TrialState.COMPLETE for t in trials)
         return complete, len(trials) - complete
 
+    def complete_trials(self) -> list[FrozenTrial]:
+        return [t for t in self._trials() if t.state == TrialState.COMPLETE]
+
     def done(self) -> bool:
         return self.counts()[0] >= self.n_trials
 

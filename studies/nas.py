@@ -12,7 +12,15 @@ from optuna.trial import FrozenTrial, TrialState
 from reports.pareto import pareto_mask
 from search import samplers
 from search.data import check_spec
-from search.objective import Budget, Candidate, TrialPlanner, TrialSpec, space_proposer, worker_id
+from search.objective import (
+    Budget,
+    Candidate,
+    TrialPlanner,
+    TrialSpec,
+    load_cached,
+    space_proposer,
+    worker_id,
+)
 from search.samplers import mnas_reward
 from space import cost, presets
 from space.searchspace import SearchSpace
@@ -39,22 +47,11 @@ class Plan:
 def plan_search(config: StudyConfig) -> Plan:
     """Check every input (base, space, dataset, budget) without writing anything."""
     strategy = samplers.get(config.sampler)
-    check_executor(config)
     base, _ = presets.resolve(config.base)
     overrides, per_stage = space_options(config.space)
     space = SearchSpace.around(base, overrides=overrides, stage_overrides=per_stage)
-    check_spec(config.dataset)
-    from search.objective import load_cached
-
-    template = TrialSpec(
-        number=-1, arch="", dataset=config.dataset, resolution=config.resolution, num_classes=0,
-        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay,
-        label_smoothing=config.label_smoothing, dropout=config.dropout, drop_path=config.drop_path,
-        split_seed=config.seed, seed=config.seed, device=config.device, val_fraction=config.val_fraction,
-    )
-    device = _driver_device(config)
-    data = load_cached(template, device)
-    template = TrialSpec(**{**template.__dict__, "num_classes": data.num_classes})
+    data = driver_dataset(config)
+    template = trial_template(config, data.num_classes)
     budget = Budget(max_macs=config.max_macs, max_params=config.max_params)
     smallest = cost(space.smallest(), config.resolution, num_classes=data.num_classes)
     problems = budget.violations(smallest)
@@ -64,6 +61,24 @@ def plan_search(config: StudyConfig) -> Plan:
     target = config.target_macs or cost(base, config.resolution, num_classes=data.num_classes).macs
     return Plan(config=config, space=space, template=template, budget=budget, target_macs=target,
                 strategy=strategy, split=dict(data.split))
+
+
+def trial_template(config: StudyConfig, num_classes: int) -> TrialSpec:
+    """The training settings every trial of a study shares; the planner fills in arch, resolution, seed."""
+    return TrialSpec(
+        number=-1, arch="", dataset=config.dataset, resolution=config.resolution, num_classes=num_classes,
+        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay,
+        label_smoothing=config.label_smoothing, dropout=config.dropout, drop_path=config.drop_path,
+        split_seed=config.seed, seed=config.seed, device=config.device, val_fraction=config.val_fraction,
+    )
+
+
+def driver_dataset(config: StudyConfig) -> Any:
+    """Load (and cache, for the local executor's trials) the dataset in the driver: validates it and
+    counts its classes before anything is written."""
+    check_executor(config)
+    check_spec(config.dataset)
+    return load_cached(trial_template(config, 0), _driver_device(config))
 
 
 def check_executor(config: StudyConfig) -> None:
@@ -157,27 +172,28 @@ def run_search(config: StudyConfig, *, out: TextIO = sys.stdout, err: TextIO = s
     planner = TrialPlanner(study=study, propose=space_proposer(plan.space, config.resolution), budget=plan.budget,
                            template=plan.template, n_trials=config.trials, target_macs=plan.target_macs,
                            objectives=plan.strategy.metric_names)
-    executor = make_executor(config)
-    complete = _complete(study)
-    print(f"effnas: study {config.study!r} in {mask_url(config.storage)}: {len(complete)}/{config.trials} complete; "
-          f"sampler {plan.strategy.name}, {config.executor} executor, {config.dataset} at {config.resolution}px, "
-          f"{config.epochs} epoch(s) per trial", file=err)
-    progress = Progress(total=config.trials, done=len(complete), stream=err)
-
-    def on_trial(candidate: Candidate, outcome: str) -> None:
-        done = _complete(study)
-        failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-        progress.update(done=len(done), failed=failed, best=_best(done))
-
-    run_executor(executor, planner, study, on_trial=on_trial, progress=progress)
+    header = (f"study {config.study!r} in {mask_url(config.storage)}: {len(_complete(study))}/{config.trials} "
+              f"complete; sampler {plan.strategy.name}, {config.executor} executor, {config.dataset} at "
+              f"{config.resolution}px, {config.epochs} epoch(s) per trial")
+    drive(config, planner, study, total=config.trials, header=header, err=err)
     print_summary(study, target_macs=plan.target_macs, out=out)
     return study
 
 
-def run_executor(executor, planner: TrialPlanner, study: optuna.Study, *, on_trial, progress: Progress) -> None:
-    """Drive the executor; on Ctrl-C, wherever it lands, fail and requeue the trials this process holds."""
+def drive(config: StudyConfig, planner: TrialPlanner, study: optuna.Study, *, total: int, header: str,
+          err: TextIO) -> None:
+    """Run the configured executor with a progress bar; on Ctrl-C, wherever it lands, fail and requeue the
+    trials this process holds."""
+    print(f"effnas: {header}", file=err)
+    progress = Progress(total=total, done=len(planner.complete_trials()), stream=err)
+
+    def on_trial(candidate: Candidate, outcome: str) -> None:
+        done = planner.complete_trials()
+        failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+        progress.update(done=len(done), failed=failed, best=_best(done))
+
     try:
-        executor.run(planner, on_trial=on_trial, recover=lambda: recover_dead_trials(study))
+        make_executor(config).run(planner, on_trial=on_trial, recover=lambda: recover_dead_trials(study))
     except KeyboardInterrupt:
         release_own_trials(study, worker=worker_id(), reason="interrupted")
         raise

@@ -13,8 +13,7 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.data import check_spec
-from search.objective import Budget, Proposal, TrialPlanner, TrialSpec, load_cached
+from search.objective import Budget, Proposal, TrialPlanner
 from space import presets
 from space.arch import ArchSpec
 from space.cost import cost
@@ -106,22 +105,10 @@ def check_options(options: GridOptions) -> None:
         raise UserError(f"argument --resolution-multiple: must be >= 1, got {options.resolution_multiple}")
 
 
-def _template(config: StudyConfig, num_classes: int) -> TrialSpec:
-    return TrialSpec(number=-1, arch="", dataset=config.dataset, resolution=config.resolution,
-                     num_classes=num_classes, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
-                     weight_decay=config.weight_decay, label_smoothing=config.label_smoothing,
-                     dropout=config.dropout, drop_path=config.drop_path, split_seed=config.seed, seed=config.seed,
-                     device=config.device, val_fraction=config.val_fraction)
+def _driver_data(config: StudyConfig) -> tuple[int, dict]:
+    from studies.nas import driver_dataset
 
-
-def _num_classes(config: StudyConfig) -> tuple[int, dict]:
-    """Load (and cache) the dataset once in the driver: validates it and counts the classes."""
-    check_spec(config.dataset)
-    from studies.nas import _driver_device, check_executor
-
-    check_executor(config)
-
-    data = load_cached(_template(config, 0), _driver_device(config))
+    data = driver_dataset(config)
     return data.num_classes, dict(data.split)
 
 
@@ -190,18 +177,21 @@ def _train_members(config: StudyConfig, study: optuna.Study, members: dict[tuple
         m, triple = members[key]
         return Proposal(arch=m.arch, resolution=m.resolution, attrs=_member_attrs(m, triple))
 
+    from studies.nas import drive, trial_template
+
     recover_dead_trials(study)
-    planner = TrialPlanner(study=study, propose=propose, budget=Budget(), template=_template(config, num_classes),
+    planner = TrialPlanner(study=study, propose=propose, budget=Budget(), template=trial_template(config, num_classes),
                            n_trials=len(members), target_macs=study.user_attrs["base_macs"],
                            objectives=("accuracy", "macs"), before_ask=queue_next,
                            counts_toward=lambda t: key_of(t) is not None)
-    _execute(config, planner, study, total=len(members), label=label, err=err)
+    header = f"{label} in {mask_url(config.storage)}; {config.dataset}, {config.epochs} epoch(s) per trial"
+    drive(config, planner, study, total=len(members), header=header, err=err)
 
 
-def run_scale(config: StudyConfig, baseline: Baseline, options: GridOptions, *, out: TextIO = sys.stdout,
+def run_scale(config: StudyConfig, baseline: Baseline, options: GridOptions, *,
               err: TextIO = sys.stderr) -> dict[str, Any]:
     """Train every triple of the grid (resuming what is done) and return the best one."""
-    num_classes, split = _num_classes(config)
+    num_classes, split = _driver_data(config)
     triples = compound_grid(step=options.step, tolerance=options.tolerance, max_coef=options.max_coef)
     storage = open_storage(config.storage, create_default_dir=config.storage == DEFAULT_STORAGE)
     attrs = _study_attrs(config, baseline, num_classes, split, dict(options.__dict__))
@@ -223,23 +213,6 @@ def _member_attrs(m: Member, triple: Triple) -> dict[str, Any]:
     return {"alpha": triple.alpha, "beta": triple.beta, "gamma": triple.gamma, "width": m.width,
             "depth": m.depth, "phi": m.phi, "macs_ratio": m.macs_ratio, "nominal": triple.nominal,
             "nominal_ratio": m.nominal_ratio}
-
-
-def _execute(config: StudyConfig, planner: TrialPlanner, study: optuna.Study, *, total: int, label: str,
-             err: TextIO) -> None:
-    from studies.nas import _best, _complete, make_executor, run_executor
-    from studies.progress import Progress
-
-    print(f"effnas: {label} in {mask_url(config.storage)}; {config.dataset}, {config.epochs} epoch(s) per trial",
-          file=err)
-    progress = Progress(total=total, done=len(_complete(study)), stream=err)
-
-    def on_trial(candidate, outcome) -> None:
-        done = [t for t in _complete(study)]
-        failed = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-        progress.update(done=len(done), failed=failed, best=_best(done))
-
-    run_executor(make_executor(config), planner, study, on_trial=on_trial, progress=progress)
 
 
 def best_triple(study: optuna.Study) -> dict[str, Any]:
@@ -276,7 +249,7 @@ def load_scaling_study(config: StudyConfig, name: str) -> optuna.Study:
 def train_family(config: StudyConfig, study_name: str, baseline: Baseline, triple: Triple, members: list[Member],
                  *, multiple: int, err: TextIO = sys.stderr) -> dict[float, float]:
     """Train every member into the scaling study (role ``family``); returns accuracy per phi."""
-    num_classes, split = _num_classes(config)
+    num_classes, split = _driver_data(config)
     storage = open_storage(config.storage, create_default_dir=config.storage == DEFAULT_STORAGE)
     attrs = _study_attrs(config, baseline, num_classes, split, {"resolution_multiple": multiple})
     study = open_scaling_study(study_name, storage, attrs, check=("baseline", "base_resolution", "dataset"))
