@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from search.samplers import mnas_reward
+
 
 def pareto_mask(accuracy: Sequence[float], macs: Sequence[float]) -> list[bool]:
     """True where no other point is at least as accurate and as cheap, and strictly better in one."""
@@ -65,7 +67,7 @@ def front_info(frame: pd.DataFrame, *, target_macs: float | None) -> FrontInfo:
     front = [n for n, keep in zip(numbers, mask) if keep]
     baseline = None
     if front and target_macs:
-        scored = [(a * (m / target_macs) ** -0.07, -n, n) for n, a, m, keep in zip(numbers, accuracy, macs, mask)
+        scored = [(mnas_reward(a, m, target_macs), -n, n) for n, a, m, keep in zip(numbers, accuracy, macs, mask)
                   if keep]
         baseline = max(scored)[2]
     infeasible = frame[frame["infeasible"].notna()] if "infeasible" in frame else frame.iloc[0:0]

@@ -83,10 +83,10 @@ def driver_dataset(config: StudyConfig) -> Any:
 
 def check_executor(config: StudyConfig) -> None:
     """A Ray cluster named by --address must answer before anything is written."""
-    if config.executor == "ray" and config.values.get("address"):
+    if config.executor == "ray" and config.address:
         from search.ray_executor import check_reachable
 
-        check_reachable(config.values["address"])
+        check_reachable(config.address)
 
 
 def _driver_device(config: StudyConfig) -> Any:
@@ -205,10 +205,9 @@ def make_executor(config: StudyConfig):
     if config.executor == "ray":
         from search.ray_executor import RayExecutor
 
-        values = config.values
-        return RayExecutor(address=values.get("address"), gpus_per_trial=values.get("gpus_per_trial", 0.0),
-                           cpus_per_trial=values.get("cpus_per_trial", 1.0),
-                           max_concurrent=values.get("max_concurrent"), max_failures=config.max_failures)
+        return RayExecutor(address=config.address, gpus_per_trial=config.gpus_per_trial,
+                           cpus_per_trial=config.cpus_per_trial, max_concurrent=config.max_concurrent,
+                           max_failures=config.max_failures)
     from search.executors import LocalExecutor
 
     return LocalExecutor(max_failures=config.max_failures)

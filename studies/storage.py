@@ -132,6 +132,18 @@ def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
         study.enqueue_trial(trial.params, user_attrs={**keep, "retry_of": trial.number})
 
 
+def _fail_and_requeue(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
+    """Fail a RUNNING trial with ``reason`` and queue its parameters again; False if another worker won."""
+    try:
+        study._storage.set_trial_user_attr(trial._trial_id, "error", reason)
+        if not study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+            return False
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    requeue(study, trial)
+    return True
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -150,18 +162,12 @@ def recover_dead_trials(study: optuna.Study) -> list[int]:
     """
     recovered = []
     host = socket.gethostname()
-    storage = study._storage
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
         if worker_host == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-            try:
-                storage.set_trial_user_attr(trial._trial_id, "error", f"worker {worker_host}:{pid} died")
-                if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
-                    requeue(study, trial)
-                    recovered.append(trial.number)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue  # another worker recovered it first
-    if isinstance(storage, optuna.storages.RDBStorage) or hasattr(storage, "record_heartbeat"):
+            if _fail_and_requeue(study, trial, f"worker {worker_host}:{pid} died"):
+                recovered.append(trial.number)
+    if isinstance(study._storage, optuna.storages.RDBStorage) or hasattr(study._storage, "record_heartbeat"):
         before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
         optuna.storages.fail_stale_trials(study)
         after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
@@ -171,18 +177,8 @@ def recover_dead_trials(study: optuna.Study) -> list[int]:
 
 def release_own_trials(study: optuna.Study, *, worker: str, reason: str) -> list[int]:
     """Fail and requeue every RUNNING trial this worker holds (on Ctrl-C, wherever it landed)."""
-    released = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if trial.user_attrs.get("worker") != worker:
-            continue
-        try:
-            study._storage.set_trial_user_attr(trial._trial_id, "error", reason)
-            if study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
-                requeue(study, trial)
-                released.append(trial.number)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
-    return released
+    return [trial.number for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if trial.user_attrs.get("worker") == worker and _fail_and_requeue(study, trial, reason)]
 
 
 class Heartbeat:
