@@ -55,23 +55,12 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def add_search(commands) -> None:
-    from studies.config import FIELDS
+    from studies.config import FIELD_BY_NAME
 
     p = commands.add_parser("search", help="run (or resume) a NAS study",
                             description="Run a FLOPs-aware multi-objective NAS study; re-running resumes it.")
-    p.add_argument("--config", metavar="FILE.toml", help="study file; flags override its keys")
-    for f in FIELDS:
-        default = "none" if f.default is None else f.default
-        p.add_argument(f.flag, dest=f.name, default=argparse.SUPPRESS, metavar=f.name.upper(),
-                       help=f"{f.help} (default: {default})")
+    add_config_flags(p, tuple(FIELD_BY_NAME))
     p.set_defaults(run=run_search)
-
-
-def config_from_args(args: argparse.Namespace):
-    from studies.config import FIELDS, load_config
-
-    overrides = {f.name: f.parse(getattr(args, f.name)) for f in FIELDS if hasattr(args, f.name)}
-    return load_config(file=args.config, overrides=overrides)
 
 
 def run_search(args: argparse.Namespace) -> int:
@@ -81,17 +70,27 @@ def run_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_config_flags(p: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
+def add_config_flags(p: argparse.ArgumentParser, names: tuple[str, ...], *,
+                     defaults: dict[str, str] | None = None) -> None:
+    """--config plus one flag per study field; ``defaults`` rewords a default for this command's help."""
     from studies.config import FIELD_BY_NAME
 
     p.add_argument("--config", metavar="FILE.toml", help="study file; flags override its keys")
+    p.set_defaults(config_fields=names)
     for name in names:
         f = FIELD_BY_NAME[name]
-        default = "none" if f.default is None else f.default
-        if name == "resolution":
-            default = "the baseline's"
+        default = (defaults or {}).get(name, "none" if f.default is None else f.default)
         p.add_argument(f.flag, dest=f.name, default=argparse.SUPPRESS, metavar=f.name.upper(),
                        help=f"{f.help} (default: {default})")
+
+
+def config_from_args(args: argparse.Namespace):
+    """The study config of a command: defaults, then --config, then the flags given."""
+    from studies.config import FIELD_BY_NAME, load_config
+
+    names = args.config_fields
+    overrides = {n: FIELD_BY_NAME[n].parse(getattr(args, n)) for n in names if hasattr(args, n)}
+    return load_config(file=args.config, overrides=overrides, fields=names)
 
 
 def add_grid_flags(p: argparse.ArgumentParser) -> None:
@@ -114,7 +113,7 @@ def add_scale(commands) -> None:
     add_grid_flags(p)
     p.add_argument("--dry-run", action="store_true", help="print the grid; train nothing, write nothing")
     p.add_argument("--json", action="store_true", help="print JSON")
-    add_config_flags(p, TRAIN_FIELDS)
+    add_config_flags(p, TRAIN_FIELDS, defaults={"resolution": "the baseline's"})
     p.set_defaults(run=run_scale)
 
 
@@ -128,18 +127,10 @@ def non_negative_float(text: str) -> float:
     return value
 
 
-def scale_config(args: argparse.Namespace):
-    from studies.config import FIELD_BY_NAME, load_config
-    from studies.scaling import TRAIN_FIELDS
-
-    overrides = {n: FIELD_BY_NAME[n].parse(getattr(args, n)) for n in TRAIN_FIELDS if hasattr(args, n)}
-    return load_config(file=args.config, overrides=overrides, fields=TRAIN_FIELDS)
-
-
 def run_scale(args: argparse.Namespace) -> int:
     from studies.scaling import GridOptions, check_options, grid_rows, resolve_baseline, run_scale
 
-    config = scale_config(args)
+    config = config_from_args(args)
     options = GridOptions(phi=args.phi, step=args.step, tolerance=args.tolerance, max_coef=args.max_coef,
                           resolution_multiple=args.resolution_multiple)
     check_options(options)
@@ -182,7 +173,7 @@ def add_family(commands) -> None:
     p.add_argument("--train", action="store_true", help="train each member and record it in the scaling study")
     p.add_argument("--num-classes", type=positive_int, help="classes the costs are counted for (default: the "
                                                            "study's, else 1000)")
-    add_config_flags(p, TRAIN_FIELDS)
+    add_config_flags(p, TRAIN_FIELDS, defaults={"resolution": "the baseline's"})
     p.set_defaults(run=run_family)
 
 
@@ -190,7 +181,7 @@ def run_family(args: argparse.Namespace) -> int:
     from space.scaling import Triple
     from studies.scaling import Baseline, family_rows, load_scaling_study, resolve_baseline, train_family
 
-    config = scale_config(args)
+    config = config_from_args(args)
     coefficients = (args.alpha, args.beta, args.gamma)
     given = [c is not None for c in coefficients]
     if args.from_study and any(given):
