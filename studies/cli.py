@@ -237,9 +237,9 @@ def _rows_table(rows: list[dict], columns: tuple[str, ...]) -> str:
             return f"{value:,}"
         return "" if value is None else str(value)
 
-    table = [columns] + [tuple(fmt(r.get(c)) for c in columns) for r in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in table)
+    from studies.tables import text_table
+
+    return "\n".join(text_table([columns] + [tuple(fmt(r.get(c)) for c in columns) for r in rows]))
 
 
 def add_report(commands) -> None:

@@ -29,6 +29,7 @@ from studies.config import DEFAULT_STORAGE, StudyConfig, space_options
 from studies.errors import UserError
 from studies.progress import Progress
 from studies.storage import mask_url, open_storage, recover_dead_trials, release_own_trials
+from studies.tables import text_table
 
 
 @dataclass
@@ -251,10 +252,8 @@ def print_summary(study: optuna.Study, *, target_macs: float, out: TextIO) -> No
         a = t.user_attrs
         rows.append((str(t.number), f"{a['accuracy']:.4f}", f"{a['macs']:,}", f"{a['params']:,}",
                      f"{mnas_reward(a['accuracy'], a['macs'], target_macs):.4f}", a["arch"]))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
     print(f"Pareto front: {len(front)} of {len(_complete(study))} complete trials (accuracy up, MACs down)", file=out)
-    for r in rows:
-        print("  ".join(c.rjust(w) for c, w in zip(r[:5], widths)) + "  " + r[5], file=out)
+    print("\n".join(text_table(rows, left=(5,))), file=out)
     best = choose_baseline(study, target_macs=target_macs)
     a = best.user_attrs
     print(f"\nBaseline: trial {best.number}, the highest MnasNet reward ACC x (MACs/T)^-0.07 at "

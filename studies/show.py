@@ -4,6 +4,7 @@ from __future__ import annotations
 from space import presets
 from space.cost import stage_costs
 from space.scaling import check_multiplier, scale
+from studies.tables import text_table
 
 
 def describe(text: str, *, width: float | None = None, depth: float | None = None,
@@ -55,18 +56,12 @@ def format_table(info: dict) -> str:
     rows.append(("head", "conv+fc", "1", "1", "-", "-", "1", str(info["head"]["channels"]),
                  f"{info['num_classes']}", f"{info['head']['params']:,}", f"{info['head']['macs']:,}"))
     rows.append(("total", "", "", "", "", "", "", "", "", f"{info['params']:,}", f"{info['macs']:,}"))
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [_line(header, widths), _line(tuple("-" * w for w in widths), widths)]
-    lines += [_line(r, widths) for r in rows]
+    lines = text_table([header, *rows], left=(0, 1), rule=True)
     title = f"{info['preset'] or 'architecture'} at {info['resolution']}x{info['resolution']}, " \
             f"{info['num_classes']} classes"
     note = (f"params {info['params']:,}  MACs {info['macs']:,} ({info['macs'] / 1e9:.3f} G)\n"
             "MACs are multiply-adds of convolutions and the classifier (the paper's \"FLOPs\").")
     return "\n".join([title, info["arch"], "", *lines, "", note])
-
-
-def _line(cells: tuple, widths: list[int]) -> str:
-    return "  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
 
 def _size(n: int) -> str:
