@@ -58,7 +58,7 @@ class LocalExecutor:
     def _beat(self, planner: TrialPlanner, candidate: Candidate):
         from studies.storage import Heartbeat
 
-        return Heartbeat(planner.study._storage, candidate.trial._trial_id)
+        return Heartbeat(planner.study._storage, lambda: [candidate.trial._trial_id])
 
 
 def _release_cuda_memory() -> None:

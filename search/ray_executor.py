@@ -129,6 +129,8 @@ class RayExecutor:
         import ray
         from ray import tune
 
+        from studies.storage import HEARTBEAT_INTERVAL, Heartbeat
+
         if self.address:
             check_reachable(self.address)
         os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
@@ -166,40 +168,25 @@ class RayExecutor:
 
             search_alg = ConcurrencyLimiter(searcher, max_concurrent=self.max_concurrent)
         results_dir = tempfile.mkdtemp(prefix="effnas-ray-")
-        beat = threading.Thread(target=self._heartbeats, args=(planner, searcher, stop), daemon=True)
-        beat.start()
+        # the driver beats for every trial in flight on a worker (workers never touch the storage)
+        heartbeat = Heartbeat(planner.study._storage, searcher.live_trial_ids, interval=min(HEARTBEAT_INTERVAL, 2))
         try:
-            tuner = tune.Tuner(
-                tune.with_resources(train_on_worker, {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}),
-                tune_config=tune.TuneConfig(search_alg=search_alg, num_samples=-1, reuse_actors=True),
-                run_config=tune.RunConfig(
-                    name="effnas", storage_path=results_dir, verbose=0,
-                    failure_config=tune.FailureConfig(max_failures=self.max_failures),
-                    stop=_Stop(stop),
-                ),
-            )
-            tuner.fit()
+            with heartbeat:
+                tuner = tune.Tuner(
+                    tune.with_resources(train_on_worker, {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}),
+                    tune_config=tune.TuneConfig(search_alg=search_alg, num_samples=-1, reuse_actors=True),
+                    run_config=tune.RunConfig(
+                        name="effnas", storage_path=results_dir, verbose=0,
+                        failure_config=tune.FailureConfig(max_failures=self.max_failures),
+                        stop=_Stop(stop),
+                    ),
+                )
+                tuner.fit()
         finally:
             stop.set()
-            beat.join()
             shutil.rmtree(results_dir, ignore_errors=True)
             if started_here:
                 ray.shutdown()
         if failures["in_a_row"] >= self.max_failures:
             raise SearchError(f"{failures['in_a_row']} trials failed in a row (last: {failures['last']}); "
                               "stopping instead of burning the budget")
-
-    @staticmethod
-    def _heartbeats(planner: TrialPlanner, searcher: Any, stop: threading.Event) -> None:
-        """The driver beats for every trial in flight on a worker (workers never touch the storage)."""
-        from studies.storage import HEARTBEAT_INTERVAL
-
-        storage = planner.study._storage
-        if getattr(storage, "get_heartbeat_interval", lambda: None)() is None:
-            return
-        while not stop.wait(min(HEARTBEAT_INTERVAL, 2)):
-            for trial_id in searcher.live_trial_ids():
-                try:
-                    storage.record_heartbeat(trial_id)
-                except Exception:  # a missed beat is retried next round
-                    pass

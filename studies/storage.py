@@ -5,6 +5,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -182,27 +183,32 @@ def release_own_trials(study: optuna.Study, *, worker: str, reason: str) -> list
 
 
 class Heartbeat:
-    """Records a running trial's heartbeat from a thread while the trial trains."""
+    """Records the heartbeats of the trials in flight (``trial_ids()``) from a thread, while they train."""
 
-    def __init__(self, storage: Any, trial_id: int, interval: float = HEARTBEAT_INTERVAL) -> None:
-        self.storage, self.trial_id, self.interval = storage, trial_id, interval
+    def __init__(self, storage: Any, trial_ids: Callable[[], Iterable[int]],
+                 interval: float = HEARTBEAT_INTERVAL) -> None:
+        self.storage, self.trial_ids, self.interval = storage, trial_ids, interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> Heartbeat:
         if callable(getattr(self.storage, "record_heartbeat", None)) and \
                 getattr(self.storage, "get_heartbeat_interval", lambda: None)() is not None:
-            self.storage.record_heartbeat(self.trial_id)
+            self._record()
             self._thread = threading.Thread(target=self._beat, daemon=True)
             self._thread.start()
         return self
 
-    def _beat(self) -> None:
-        while not self._stop.wait(self.interval):
+    def _record(self) -> None:
+        for trial_id in self.trial_ids():
             try:
-                self.storage.record_heartbeat(self.trial_id)
+                self.storage.record_heartbeat(trial_id)
             except Exception:  # a missed beat is retried; the trial itself decides the outcome
                 pass
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._record()
 
     def __exit__(self, *exc: Any) -> None:
         self._stop.set()
