@@ -1,4 +1,4 @@
-"""The only place that builds torch modules."""
+"""The only place that builds torch modules: ``build(arch)`` turns an ArchSpec into an EfficientNet."""
 from __future__ import annotations
 
 from models.efficientnet import EfficientNet, build

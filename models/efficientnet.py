@@ -5,8 +5,9 @@ import torch
 from torch import nn
 
 from models.blocks import ConvBnAct, MBConv
-from space.arch import ArchError, ArchSpec
+from space.arch import ArchSpec
 from space.cost import check_num_classes, mid_channels, se_channels
+from space.errors import UserError
 
 BATCH_NORM = {"torch": (1e-5, 0.1), "reference": (1e-3, 0.01)}
 
@@ -17,10 +18,10 @@ class EfficientNet(nn.Module):
         super().__init__()
         check_num_classes(num_classes)
         if batch_norm not in BATCH_NORM:
-            raise ArchError(f"unknown batch_norm {batch_norm!r}; allowed: {', '.join(BATCH_NORM)}")
+            raise UserError(f"unknown batch_norm {batch_norm!r}; allowed: {', '.join(BATCH_NORM)}")
         for name, rate in (("dropout", dropout), ("drop_path", drop_path)):
             if not 0.0 <= rate < 1.0:
-                raise ArchError(f"{name} must be in [0, 1), got {rate}")
+                raise UserError(f"{name} must be in [0, 1), got {rate}")
         eps, momentum = BATCH_NORM[batch_norm]
         bn = {"bn_eps": eps, "bn_momentum": momentum}
         self.arch = arch

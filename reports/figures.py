@@ -8,7 +8,8 @@ import optuna
 import pandas as pd
 import plotly.graph_objects as go
 
-from reports.pareto import FrontInfo
+from reports.front import FrontInfo
+from search.record import TrialRecord
 
 LAYOUT = {"template": "plotly_white", "height": 460, "margin": {"l": 60, "r": 20, "t": 30, "b": 50}}
 
@@ -84,14 +85,14 @@ def importance_figure(study: optuna.Study) -> go.Figure | None:
     return fig
 
 
-def grid_figure(grid: pd.DataFrame, best: pd.Series) -> go.Figure:
+def grid_figure(grid: pd.DataFrame, best: TrialRecord) -> go.Figure:
     text = [f"α {r.alpha:.2f} β {r.beta:.2f} γ {r.gamma:.2f}<br>accuracy {r.accuracy:.4f}<br>MACs {int(r.macs):,}"
             f"<br>real ratio {r.macs_ratio:.3f}" for r in grid.itertuples()]
     fig = go.Figure(go.Scatter3d(
         x=grid["alpha"], y=grid["beta"], z=grid["gamma"], mode="markers", text=text,
         hovertemplate="%{text}<extra></extra>", name="triples",
         marker={"size": 6, "color": grid["accuracy"], "colorscale": "Viridis", "colorbar": {"title": "accuracy"}}))
-    fig.add_trace(go.Scatter3d(x=[best["alpha"]], y=[best["beta"]], z=[best["gamma"]], mode="markers",
+    fig.add_trace(go.Scatter3d(x=[best.alpha], y=[best.beta], z=[best.gamma], mode="markers",
                                name="chosen", marker={"size": 10, "color": "#e8590c", "symbol": "diamond"}))
     fig.update_layout(**{**LAYOUT, "height": 520}, legend={"orientation": "h", "y": -0.05},
                       scene={"xaxis_title": "α (depth)", "yaxis_title": "β (width)", "zaxis_title": "γ (resolution)"})

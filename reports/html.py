@@ -17,8 +17,12 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from reports import figures
-from reports.frames import study_config, trials_frame
-from reports.pareto import front_info
+from reports.frames import study_config, study_records, trials_frame
+from reports.front import front_info
+from search import selection
+from search.record import TrialRecord
+from space.arch import ArchSpec
+from space.compound import Triple, family
 
 PLOTLY_JS = "plotly.min.js"
 STYLE = """
@@ -106,9 +110,9 @@ def repro_block(study: optuna.Study, frame: pd.DataFrame) -> str:
             f"<pre>{escape(json.dumps(config, indent=2, sort_keys=True))}</pre>")
 
 
-def nas_body(study: optuna.Study, frame: pd.DataFrame) -> str:
+def nas_body(study: optuna.Study, records: list[TrialRecord], frame: pd.DataFrame) -> str:
     target = study.user_attrs.get("target_macs")
-    info = front_info(frame, target_macs=target)
+    info = front_info(records, target_macs=target)
     parts = [_header(study, frame)]
     if not info.numbers:
         parts.append("<p>No complete trial yet.</p>")
@@ -144,8 +148,6 @@ def trials_table(frame: pd.DataFrame) -> str:
 
 def arch_grid(frame: pd.DataFrame, numbers: list[int], *, baseline: int | None) -> str:
     """Each architecture as a row of stage blocks: height by repeats, width by channels, colour by kind."""
-    from space.arch import ArchSpec
-
     rows = []
     by_number = frame.set_index("number")
     for number in numbers:
@@ -176,18 +178,18 @@ def _header(study: optuna.Study, frame: pd.DataFrame) -> str:
             f'<p><span class="tag">{escape(str(kind))}</span> {escape(summary)}</p>')
 
 
-def scaling_body(study: optuna.Study, frame: pd.DataFrame) -> str:
+def scaling_body(study: optuna.Study, records: list[TrialRecord], frame: pd.DataFrame) -> str:
     parts = [_header(study, frame)]
-    complete = frame[frame["state"] == "COMPLETE"] if len(frame) else frame
-    grid = complete[complete.get("role", pd.Series(dtype=object)) != "family"] if "role" in complete else complete
-    if len(grid):
-        best = grid.sort_values(["accuracy", "macs"], ascending=[False, True]).iloc[0]
-        parts.append(f"<p>Chosen triple: <b>α = {best['alpha']:.2f}, β = {best['beta']:.2f}, γ = {best['gamma']:.2f}"
-                     f"</b> (trial {int(best['number'])}): accuracy {best['accuracy']:.4f}, "
-                     f"{int(best['macs']):,} MACs, real MACs ratio {best['macs_ratio']:.3f}</p>")
+    chosen = selection.best_triple(records)
+    if chosen is not None:
+        grid = frame[(frame["state"] == "COMPLETE") & frame["number"].isin(
+            [r.number for r in records if r.role in (None, "grid") and r.alpha is not None])]
+        parts.append(f"<p>Chosen triple: <b>α = {chosen.alpha:.2f}, β = {chosen.beta:.2f}, γ = {chosen.gamma:.2f}"
+                     f"</b> (trial {chosen.number}): accuracy {chosen.accuracy:.4f}, "
+                     f"{chosen.macs:,} MACs, real MACs ratio {chosen.macs_ratio:.3f}</p>")
         parts.append("<h2>Accuracy over the (α, β, γ) grid</h2>")
-        parts.append(figure_html(figures.grid_figure(grid, best), "grid"))
-    family = family_info(study, frame, best if len(grid) else None)
+        parts.append(figure_html(figures.grid_figure(grid, chosen), "grid"))
+    family = family_info(study, frame, chosen)
     if family:
         parts.append("<h2>The scaled family: MACs against accuracy per φ</h2>")
         parts.append(figure_html(figures.family_figure(family), "family"))
@@ -201,14 +203,11 @@ def scaling_body(study: optuna.Study, frame: pd.DataFrame) -> str:
     return "".join(parts)
 
 
-def family_info(study: optuna.Study, frame: pd.DataFrame, best: pd.Series | None) -> list[dict[str, Any]]:
+def family_info(study: optuna.Study, frame: pd.DataFrame, best: TrialRecord | None) -> list[dict[str, Any]]:
     """The family rows to draw: trained members of the chosen triple, else phi 0..3 derived from it."""
-    from space.arch import ArchSpec
-    from space.scaling import Triple, family
-
     if best is None or "baseline" not in study.user_attrs:
         return []
-    triple = Triple(float(best["alpha"]), float(best["beta"]), float(best["gamma"]))
+    triple = Triple(float(best.alpha), float(best.beta), float(best.gamma))
     trained = {}
     if "role" in frame:
         members = frame[(frame["role"] == "family") & (frame["state"] == "COMPLETE")]
@@ -224,27 +223,24 @@ def family_info(study: optuna.Study, frame: pd.DataFrame, best: pd.Series | None
         row = m.to_dict()
         row["accuracy"] = trained.get(round(m.phi, 6))
         if m.phi == float(study.user_attrs.get("phi", 1.0)) and row["accuracy"] is None:
-            row["accuracy"] = float(best["accuracy"])  # the grid trained this member already
+            row["accuracy"] = float(best.accuracy)  # the grid trained this member already
         out.append(row)
     return out
 
 
 def study_page(study: optuna.Study) -> str:
-    frame = trials_frame(study)
-    kind = study.user_attrs.get("kind")
-    body = scaling_body(study, frame) if kind == "scaling" else nas_body(study, frame)
+    records = study_records(study)
+    frame = trials_frame(records)
+    body = (scaling_body if study.user_attrs.get("kind") == "scaling" else nas_body)(study, records, frame)
     return page(f"effnas — {study.study_name}", body)
 
 
 def index_entry(study: optuna.Study, file_name: str) -> dict[str, Any]:
-    frame = trials_frame(study)
-    complete = frame[frame["state"] == "COMPLETE"] if len(frame) else frame
-    best = ""
-    if len(complete) and "accuracy" in complete:
-        top = complete.sort_values(["accuracy", "macs"], ascending=[False, True]).iloc[0]
-        best = f"{top['accuracy']:.4f} @ {top['macs'] / 1e6:.2f}M MACs"
+    records = study_records(study)
+    top = selection.most_accurate(records)
+    best = f"{top.accuracy:.4f} @ {top.macs / 1e6:.2f}M MACs" if top is not None else ""
     return {"name": study.study_name, "file": file_name, "kind": study.user_attrs.get("kind", "?"),
-            "complete": len(complete), "trials": len(frame), "best": best}
+            "complete": sum(r.state == "COMPLETE" for r in records), "trials": len(records), "best": best}
 
 
 def index_page(entries: list[dict[str, Any]], *, storage_label: str) -> str:

@@ -13,12 +13,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from space.errors import UserError
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 KINDS = ("digits", "cifar10:PATH", "folder:PATH")
-
-
-class DataError(ValueError):
-    """A dataset spec that names nothing usable."""
 
 
 @dataclass
@@ -44,17 +42,17 @@ class Dataset:
 def check_spec(spec: str) -> tuple[str, Path | None]:
     """Validate a dataset spec without loading it: (kind, path)."""
     if not isinstance(spec, str) or not spec:
-        raise DataError(f"empty dataset spec; expected one of: {', '.join(KINDS)}")
+        raise UserError(f"empty dataset spec; expected one of: {', '.join(KINDS)}")
     if spec == "digits":
         return "digits", None
     kind, sep, path = spec.partition(":")
     if kind not in ("cifar10", "folder") or not sep:
-        raise DataError(f"unknown dataset {spec!r}; expected one of: {', '.join(KINDS)}")
+        raise UserError(f"unknown dataset {spec!r}; expected one of: {', '.join(KINDS)}")
     if not path:
-        raise DataError(f"dataset {spec!r} needs a path after '{kind}:'")
+        raise UserError(f"dataset {spec!r} needs a path after '{kind}:'")
     root = Path(path).expanduser()
     if not root.is_dir():
-        raise DataError(f"dataset path {str(root)!r} is not a directory")
+        raise UserError(f"dataset path {str(root)!r} is not a directory")
     return kind, root
 
 
@@ -81,7 +79,7 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor]:
 def _cifar10(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
     batches = sorted(root.glob("data_batch_*"))
     if not batches:
-        raise DataError(f"no CIFAR-10 training batches (data_batch_*) in {str(root)!r}")
+        raise UserError(f"no CIFAR-10 training batches (data_batch_*) in {str(root)!r}")
     images, labels = [], []
     for path in batches:
         try:
@@ -91,7 +89,7 @@ def _cifar10(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
             images.append(torch.from_numpy(data.copy()))
             labels.append(torch.as_tensor(batch[b"labels"], dtype=torch.long))
         except (OSError, pickle.UnpicklingError, KeyError, ValueError, EOFError) as exc:
-            raise DataError(f"unreadable CIFAR-10 batch {str(path)!r}: {exc}") from None
+            raise UserError(f"unreadable CIFAR-10 batch {str(path)!r}: {exc}") from None
     return torch.cat(images), torch.cat(labels)
 
 
@@ -100,7 +98,7 @@ def _folder(root: Path, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
 
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise DataError(f"folder dataset {str(root)!r} has no class sub-folders")
+        raise UserError(f"folder dataset {str(root)!r} has no class sub-folders")
     images, labels = [], []
     for index, class_dir in enumerate(classes):
         for path in sorted(class_dir.rglob("*")):
@@ -110,13 +108,13 @@ def _folder(root: Path, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
                 with Image.open(path) as image:
                     pixels = image.convert("RGB").resize((resolution, resolution), Image.BILINEAR)
             except (OSError, UnidentifiedImageError) as exc:
-                raise DataError(f"unreadable image {str(path)!r}: {exc}") from None
+                raise UserError(f"unreadable image {str(path)!r}: {exc}") from None
             images.append(torch.from_numpy(np.asarray(pixels, dtype=np.uint8).copy()).permute(2, 0, 1))
             labels.append(index)
     if not images:
-        raise DataError(f"folder dataset {str(root)!r} has no images")
+        raise UserError(f"folder dataset {str(root)!r} has no images")
     if len(set(labels)) < 2:
-        raise DataError(f"folder dataset {str(root)!r} needs images in at least two classes")
+        raise UserError(f"folder dataset {str(root)!r} needs images in at least two classes")
     return torch.stack(images), torch.tensor(labels, dtype=torch.long)
 
 
@@ -132,7 +130,7 @@ def _split(name: str, images: torch.Tensor, labels: torch.Tensor, *, seed: int, 
     count = len(labels)
     n_val = max(1, int(round(count * val_fraction)))
     if count - n_val < 1:
-        raise DataError(f"dataset {name!r} has {count} images: too few to split into train and validation")
+        raise UserError(f"dataset {name!r} has {count} images: too few to split into train and validation")
     order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
     val, train = order[:n_val], order[n_val:]
     train_x = images[train]

@@ -6,14 +6,7 @@ from dataclasses import dataclass
 
 import optuna
 
-from space.arch import ArchError
-
-MNAS_EXPONENT = -0.07
-
-
-def mnas_reward(accuracy: float, macs: float, target_macs: float, *, exponent: float = MNAS_EXPONENT) -> float:
-    """MnasNet's soft-constrained reward ACC(m) x (MACs(m) / T)^w, w = -0.07."""
-    return accuracy * (macs / target_macs) ** exponent
+from space.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -51,4 +44,4 @@ def get(name: str) -> Strategy:
     try:
         return SAMPLERS[name]
     except KeyError:
-        raise ArchError(f"unknown sampler {name!r}; available: {', '.join(SAMPLERS)}") from None
+        raise UserError(f"unknown sampler {name!r}; available: {', '.join(SAMPLERS)}") from None

@@ -16,21 +16,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from search.data import Dataset
+from search.settings import TrainSettings
+
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    epochs: int = 2
-    batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 0.05
-    label_smoothing: float = 0.1
-    warmup_fraction: float = 0.1
-    seed: int = 0
+    """The loss became NaN or infinite: the trial fails, the study goes on."""
 
 
 @dataclass(frozen=True)
@@ -61,13 +53,13 @@ def _lr_factor(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def train_and_evaluate(model: nn.Module, data: Dataset, settings: TrainSettings,
-                       device: torch.device) -> TrainResult:
+def train_and_evaluate(model: nn.Module, data: Dataset, settings: TrainSettings, device: torch.device, *,
+                       seed: int) -> TrainResult:
     """Train ``model`` on ``data`` (already on ``device``) and return its validation accuracy."""
     cuda = device.type == "cuda"
     model = model.to(device, memory_format=torch.channels_last)  # faster on CUDA and (2-3x) on CPU too
     optimizer = _optimizer(model, settings)
-    generator = torch.Generator(device=data.train_x.device).manual_seed(settings.seed)
+    generator = torch.Generator(device=data.train_x.device).manual_seed(seed)
     count = len(data.train_y)
     steps_per_epoch = max(1, count // settings.batch_size)
     total = steps_per_epoch * settings.epochs
@@ -107,7 +99,7 @@ def recalibrate_batch_norm(model: nn.Module, data: Dataset, *, batch_size: int, 
     understate the trained network badly (on digits: 56 % against 83 % for the same weights);
     the standard NAS remedy is one forward pass over training images in train mode.
     """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = [m for m in model.modules() if isinstance(m, BATCH_NORMS)]
     if not norms:
         return
     model.eval()

@@ -1,19 +1,10 @@
-"""The genome: what an architecture is and what it costs. No torch here."""
-from __future__ import annotations
+"""The genome: what an architecture is and what it costs. No torch here.
 
-from space.arch import ArchError, ArchSpec, StageSpec
-from space.cost import Cost, StageCost, cost, stage_costs
-from space.scaling import round_filters, round_repeats, scale
-
-__all__ = [
-    "ArchError",
-    "ArchSpec",
-    "StageSpec",
-    "Cost",
-    "StageCost",
-    "cost",
-    "stage_costs",
-    "round_filters",
-    "round_repeats",
-    "scale",
-]
+- ``arch``: StageSpec / ArchSpec and timm's block-string grammar (``parse(str(a)) == a``)
+- ``rounding``: the one channel rounding rule and the repeats rule
+- ``cost``: exact analytic params and multiply-adds of a spec
+- ``compound``: width/depth scaling, the (alpha, beta, gamma) grid, scaled members and families
+- ``presets``: EfficientNet-B0…B7, MobileNetV2, MnasNet-A1/B1
+- ``searchspace``: the per-stage choices a study samples from
+- ``errors``: UserError (bad input, exit 2) and SearchError (the work cannot go on, exit 1)
+"""

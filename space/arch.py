@@ -8,13 +8,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from space.errors import UserError
+
 BLOCK_TYPES = ("ds", "ir")
 DEFAULT_STEM = 32
 DEFAULT_HEAD = 1280
-
-
-class ArchError(ValueError):
-    """A malformed architecture string or an invalid spec value."""
 
 
 @dataclass(frozen=True)
@@ -33,20 +31,20 @@ class StageSpec:
 
     def __post_init__(self) -> None:
         if self.block not in BLOCK_TYPES:
-            raise ArchError(f"unknown block type {self.block!r}; allowed: {', '.join(BLOCK_TYPES)}")
+            raise UserError(f"unknown block type {self.block!r}; allowed: {', '.join(BLOCK_TYPES)}")
         _check_int("repeats", self.repeats, minimum=1)
         _check_int("kernel", self.kernel, minimum=1)
         if self.kernel % 2 == 0:
-            raise ArchError(f"kernel must be odd, got {self.kernel}")
+            raise UserError(f"kernel must be odd, got {self.kernel}")
         if self.stride not in (1, 2):
-            raise ArchError(f"stride must be 1 or 2, got {self.stride}")
+            raise UserError(f"stride must be 1 or 2, got {self.stride}")
         _check_int("channels", self.channels, minimum=1)
         if not (isinstance(self.expansion, (int, float)) and self.expansion >= 1):
-            raise ArchError(f"expansion must be a number >= 1, got {self.expansion}")
+            raise UserError(f"expansion must be a number >= 1, got {self.expansion}")
         if self.block == "ds" and self.expansion != 1:
-            raise ArchError(f"a ds block has no expansion conv: expansion must be 1, got {self.expansion}")
+            raise UserError(f"a ds block has no expansion conv: expansion must be 1, got {self.expansion}")
         if not (isinstance(self.se, (int, float)) and 0 <= self.se <= 1):
-            raise ArchError(f"se ratio must be in (0, 1] (or absent), got {self.se}")
+            raise UserError(f"se ratio must be in (0, 1] (or absent), got {self.se}")
         object.__setattr__(self, "expansion", float(self.expansion))
         object.__setattr__(self, "se", float(self.se))
 
@@ -59,18 +57,18 @@ class StageSpec:
         parts = text.strip().split("_")
         block, options = parts[0], parts[1:]
         if block not in BLOCK_TYPES:
-            raise ArchError(f"unknown block type {block!r} in {text!r}; allowed: {', '.join(BLOCK_TYPES)}")
+            raise UserError(f"unknown block type {block!r} in {text!r}; allowed: {', '.join(BLOCK_TYPES)}")
         values: dict = {"block": block}
         for option in options:
             key, value = _split_option(option, text)
             if key in values:
-                raise ArchError(f"option {key!r} given twice in {text!r}")
+                raise UserError(f"option {key!r} given twice in {text!r}")
             values[key] = value
         for required in ("r", "k", "s", "c"):
             if required not in values:
-                raise ArchError(f"block {text!r} lacks the {required!r} option")
+                raise UserError(f"block {text!r} lacks the {required!r} option")
         if values.get("se") == 0:
-            raise ArchError(f"se ratio must be in (0, 1], got 0 in {text!r}; leave se out for no SE")
+            raise UserError(f"se ratio must be in (0, 1], got 0 in {text!r}; leave se out for no SE")
         return cls(
             block=block,
             repeats=values["r"],
@@ -106,21 +104,21 @@ class ArchSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", tuple(self.stages))
         if not self.stages:
-            raise ArchError("an architecture needs at least one stage")
+            raise UserError("an architecture needs at least one stage")
         _check_int("stem channels", self.stem, minimum=1)
         _check_int("head channels", self.head, minimum=1)
 
     @classmethod
     def parse(cls, text: str) -> ArchSpec:
         if not isinstance(text, str) or not text.strip():
-            raise ArchError("empty architecture string")
+            raise UserError("empty architecture string")
         stages, extras = [], {}
         for token in text.split():
             match = re.fullmatch(r"(stem|head)_c(\S*)", token)
             if match:
                 name, value = match.groups()
                 if name in extras:
-                    raise ArchError(f"{name!r} given twice")
+                    raise UserError(f"{name!r} given twice")
                 extras[name] = _parse_int(value, f"{name}_c", token)
             else:
                 stages.append(StageSpec.parse(token))
@@ -145,7 +143,7 @@ def _split_option(option: str, text: str) -> tuple[str, object]:
         return option, True
     match = re.fullmatch(r"(se|[a-z])(.*)", option)
     if not match:
-        raise ArchError(f"malformed option {option!r} in {text!r}")
+        raise UserError(f"malformed option {option!r} in {text!r}")
     key, value = match.groups()
     if key in _INT_OPTIONS:
         return key, _parse_int(value, key, text)
@@ -153,23 +151,23 @@ def _split_option(option: str, text: str) -> tuple[str, object]:
         try:
             number = float(value)
         except ValueError:
-            raise ArchError(f"option {key!r} needs a number, got {value!r} in {text!r}") from None
+            raise UserError(f"option {key!r} needs a number, got {value!r} in {text!r}") from None
         if number != number or number in (float("inf"), float("-inf")):
-            raise ArchError(f"option {key!r} needs a finite number, got {value!r} in {text!r}")
+            raise UserError(f"option {key!r} needs a finite number, got {value!r} in {text!r}")
         return key, number
     allowed = ", ".join(sorted(_INT_OPTIONS | _FLOAT_OPTIONS | _FLAGS))
-    raise ArchError(f"unknown option {option!r} in {text!r}; allowed: {allowed}")
+    raise UserError(f"unknown option {option!r} in {text!r}; allowed: {allowed}")
 
 
 def _parse_int(value: str, key: str, text: str) -> int:
     if not re.fullmatch(r"-?\d+", value):
-        raise ArchError(f"option {key!r} needs an integer, got {value!r} in {text!r}")
+        raise UserError(f"option {key!r} needs an integer, got {value!r} in {text!r}")
     return int(value)
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ArchError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise UserError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _fmt(number: float) -> str:

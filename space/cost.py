@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from space.arch import ArchError, ArchSpec, StageSpec
-from space.scaling import CHANNEL_DIVISOR
+from space.arch import ArchSpec, StageSpec
+from space.errors import UserError
+from space.rounding import make_divisible
 
 
 @dataclass(frozen=True)
@@ -27,15 +28,8 @@ class StageCost:
     out_size: int
 
 
-def make_divisible(value: float, divisor: int = CHANNEL_DIVISOR) -> int:
-    """timm's rounding of an expanded width (mid channels of an inverted residual)."""
-    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * value:
-        rounded += divisor
-    return int(rounded)
-
-
 def mid_channels(in_channels: int, stage: StageSpec) -> int:
+    """The expanded width of an inverted residual, rounded as timm does; a ds block does not expand."""
     if stage.block == "ds":
         return in_channels
     return make_divisible(in_channels * stage.expansion)
@@ -48,12 +42,12 @@ def se_channels(in_channels: int, se: float) -> int:
 
 def check_resolution(resolution: int) -> None:
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
-        raise ArchError(f"resolution must be a positive integer, got {resolution!r}")
+        raise UserError(f"resolution must be a positive integer, got {resolution!r}")
 
 
 def check_num_classes(num_classes: int) -> None:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ArchError(f"num_classes must be a positive integer, got {num_classes!r}")
+        raise UserError(f"num_classes must be a positive integer, got {num_classes!r}")
 
 
 def _conv(cin: int, cout: int, kernel: int, out_size: int, *, groups: int = 1, bias: bool = False,

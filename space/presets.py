@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from space.arch import ArchError, ArchSpec
-from space.scaling import scale
+from space.arch import ArchSpec
+from space.compound import scale
+from space.errors import UserError
 
 EFFICIENTNET_B0 = (
     "stem_c32 ds_r1_k3_s1_e1_c16_se0.25 ir_r2_k3_s2_e6_c24_se0.25 ir_r2_k5_s2_e6_c40_se0.25 "
@@ -61,7 +62,7 @@ def get(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ArchError(f"unknown preset {name!r}; available: {', '.join(PRESETS)}") from None
+        raise UserError(f"unknown preset {name!r}; available: {', '.join(PRESETS)}") from None
 
 
 def resolve(text: str) -> tuple[ArchSpec, Preset | None]:
@@ -70,5 +71,5 @@ def resolve(text: str) -> tuple[ArchSpec, Preset | None]:
         preset = PRESETS[text]
         return preset.arch(), preset
     if "_" not in text:
-        raise ArchError(f"unknown preset {text!r}; available: {', '.join(PRESETS)}")
+        raise UserError(f"unknown preset {text!r}; available: {', '.join(PRESETS)}")
     return ArchSpec.parse(text), None

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from space.arch import ArchError, ArchSpec, StageSpec
-from space.scaling import round_filters
+from space.arch import ArchSpec, StageSpec
+from space.errors import UserError
+from space.rounding import round_filters
 
 DIMENSIONS = ("kernel", "expansion", "se", "repeats", "width")
 DEFAULT_CHOICES: dict[str, tuple] = {
@@ -34,24 +35,24 @@ class StageChoices:
         for name in ("kernel", "expansion", "se", "width"):
             values = getattr(self, name)
             if not values:
-                raise ArchError(f"search space: {name} needs at least one choice")
+                raise UserError(f"search space: {name} needs at least one choice")
             if len(set(values)) != len(values):
-                raise ArchError(f"search space: {name} choices repeat: {list(values)}")
+                raise UserError(f"search space: {name} choices repeat: {list(values)}")
         for k in self.kernel:
             if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
-                raise ArchError(f"search space: kernel choices must be odd positive integers, got {k!r}")
+                raise UserError(f"search space: kernel choices must be odd positive integers, got {k!r}")
         for e in self.expansion:
             if isinstance(e, bool) or not isinstance(e, (int, float)) or e < 1:
-                raise ArchError(f"search space: expansion choices must be numbers >= 1, got {e!r}")
+                raise UserError(f"search space: expansion choices must be numbers >= 1, got {e!r}")
         for s in self.se:
             if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 <= s <= 1:
-                raise ArchError(f"search space: se choices must be in [0, 1], got {s!r}")
+                raise UserError(f"search space: se choices must be in [0, 1], got {s!r}")
         for w in self.width:
             if isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0:
-                raise ArchError(f"search space: width choices must be positive numbers, got {w!r}")
+                raise UserError(f"search space: width choices must be positive numbers, got {w!r}")
         low, high = self.repeats
         if any(isinstance(v, bool) or not isinstance(v, int) for v in (low, high)) or not 1 <= low <= high:
-            raise ArchError(f"search space: repeats bounds must be integers with 1 <= low <= high, got {[low, high]}")
+            raise UserError(f"search space: repeats bounds must be integers with 1 <= low <= high, got {[low, high]}")
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class SearchSpace:
         _check_keys(overrides, "space")
         for index, values in stage_overrides.items():
             if not 0 <= index < len(base.stages):
-                raise ArchError(f"search space: stage {index} does not exist; the base has "
+                raise UserError(f"search space: stage {index} does not exist; the base has "
                                 f"stages 0..{len(base.stages) - 1}")
             _check_keys(values, f"space stage {index}")
         stages = []
@@ -150,12 +151,12 @@ def _default_repeats(repeats: int) -> tuple[int, int]:
 def _check_keys(values: dict, where: str) -> None:
     unknown = set(values) - set(DIMENSIONS)
     if unknown:
-        raise ArchError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(DIMENSIONS)}")
+        raise UserError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(DIMENSIONS)}")
     for key, value in values.items():
         if not isinstance(value, (list, tuple)):
-            raise ArchError(f"{where}: {key} must be a list, got {value!r}")
+            raise UserError(f"{where}: {key} must be a list, got {value!r}")
         if key == "repeats" and len(value) != 2:
-            raise ArchError(f"{where}: repeats must be [low, high], got {value!r}")
+            raise UserError(f"{where}: repeats must be [low, high], got {value!r}")
 
 
 __all__ = ["SearchSpace", "StageChoices", "StageSpec", "DIMENSIONS", "DEFAULT_CHOICES"]

@@ -1,4 +1,12 @@
-"""What a user launches: configuration, the NAS study, the scaling study, and the CLI."""
+"""What a user launches.
+
+- ``config``: StudyConfig, made from one field table (study, training and scaling settings)
+- ``storage``: opening Optuna storages safely, masking credentials
+- ``runner``: one runner for every study kind (data check, storage, executor, progress, Ctrl-C)
+- ``nas``, ``scaling``: the NAS study; the compound-scaling grid and the family
+- ``show``, ``report``, ``tables``, ``progress``: what the commands print and write
+- ``cli``: parses, calls, prints
+"""
 from __future__ import annotations
 
 from importlib import metadata

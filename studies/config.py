@@ -1,49 +1,140 @@
-"""StudyConfig: the embedded defaults, a TOML file, then CLI flags — strictly validated.
+"""StudyConfig: the embedded defaults, a study file (TOML), then CLI flags — strictly validated.
 
-One table of fields drives the TOML reader, the CLI flags and the validation, so a key means the same
-thing everywhere (``batch_size`` in TOML is ``--batch-size`` on the command line).
+One field table drives the study file's keys, the CLI flags and their validation, so a key means the
+same thing everywhere (``batch_size`` in a study file is ``--batch-size`` on the command line). The
+table is made from declarations (:func:`search.settings.setting`): the study's own settings below,
+the training settings (:class:`search.settings.TrainSettings`) and the compound-scaling settings
+(:class:`ScaleSettings`). A study file may hold the keys of every command; each command takes its own.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import tomllib
 
-from studies.errors import UserError
+from search.settings import TrainSettings, declared, setting
+from space.errors import UserError
 
 DEFAULT_STORAGE = "sqlite:///runs/effnas.db"
+TRAINING_COMMANDS = ("search", "scale", "family")
+SEARCH = ("search",)
+SCALE = ("scale",)
+FAMILY = ("family",)
+SCALING = ("scale", "family")
+
+
+@dataclass(frozen=True)
+class ScaleSettings:
+    """The compound-scaling grid of ``effnas scale`` and the family of ``effnas family``."""
+
+    baseline: str | None = setting(None, "best | TRIAL | PRESET | ARCH (best: the chosen baseline of the NAS "
+                                         "study --study; required for family without --from-study)",
+                                   optional=True, commands=SCALING)
+    phi: float = setting(1.0, "compound coefficient at which the grid's triples are compared", low=0, commands=SCALE)
+    step: float = setting(0.05, "grid step", positive=True, commands=SCALE)
+    tolerance: float = setting(0.1, "allowed |alpha*beta^2*gamma^2 - 2|", low=0, commands=SCALE)
+    max_coef: float = setting(2.0, "largest coefficient on the grid", low=1, commands=SCALE)
+    resolution_multiple: int = setting(8, "scaled resolutions round to the nearest multiple of this", low=1,
+                                       commands=SCALING)
+    alpha: float | None = setting(None, "depth coefficient", low=1, optional=True, commands=FAMILY)
+    beta: float | None = setting(None, "width coefficient", low=1, optional=True, commands=FAMILY)
+    gamma: float | None = setting(None, "resolution coefficient", low=1, optional=True, commands=FAMILY)
+    phis: tuple[float, ...] = setting((1.0, 2.0, 3.0), "compound coefficients of the family", low=0,
+                                      commands=FAMILY, flag="--phi")
+    num_classes: int | None = setting(None, "classes the costs are counted for (default: the study's, else 1000)",
+                                      low=1, optional=True, commands=FAMILY)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    study: str = setting("effnas", "study name", pattern=r".+")
+    storage: str = setting(DEFAULT_STORAGE, "Optuna storage URL (SQLite file, PostgreSQL, journal file)")
+    dataset: str = setting("digits", "digits, cifar10:PATH or folder:PATH")
+    trials: int = setting(20, "the study ends holding this many complete trials", low=1, commands=SEARCH)
+    resolution: int = setting(32, "input resolution of every trial", low=4)
+    sampler: str = setting("nsga2", "search strategy", choices=("nsga2", "tpe", "random", "mnas"), commands=SEARCH)
+    max_macs: int | None = setting(None, "hard MACs budget, checked before training", low=1, optional=True,
+                                   commands=SEARCH)
+    max_params: int | None = setting(None, "hard parameter budget, checked before training", low=1, optional=True,
+                                     commands=SEARCH)
+    target_macs: int | None = setting(None, "T of the MnasNet reward (default: the base's MACs)", low=1,
+                                      optional=True, commands=SEARCH)
+    executor: str = setting("local", "where trials run", choices=("local", "ray"))
+    seed: int = setting(0, "seed of the sampler, the split and the training", low=0)
+    base: str = setting("efficientnet-b0", "the architecture the space is built around (preset or arch)",
+                        commands=SEARCH)
+    max_failures: int = setting(5, "consecutive failed trials that stop the study (and Ray's retries)", low=1)
+    address: str | None = setting(None, "Ray cluster to join (HOST:PORT); default: a local Ray instance",
+                                  optional=True, pattern=r"[^\s]+")
+    gpus_per_trial: float = setting(0.0, "GPUs per Ray trial (fractional: small trials share one GPU)", low=0)
+    cpus_per_trial: float = setting(1.0, "CPUs per Ray trial", positive=True)
+    max_concurrent: int | None = setting(None, "Ray trials at once (default: as resources allow)", low=1,
+                                         optional=True)
+    train: TrainSettings = dataclasses.field(default_factory=TrainSettings)
+    scale: ScaleSettings = dataclasses.field(default_factory=ScaleSettings)
+    space: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the study file's [space] table
+    command: str = "search"
+    explicit: frozenset[str] = frozenset()  # keys set by the file or a flag, not by the defaults
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting of this config's command, flat (as in a study file), plus the [space] table."""
+        values = {f.name: f.value_of(self) for f in FIELDS if self.command in f.commands}
+        return {**values, "space": dict(self.space)}
+
+    def executor_settings(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in ("max_failures", "address", "gpus_per_trial", "cpus_per_trial",
+                                                      "max_concurrent")}
 
 
 @dataclass(frozen=True)
 class Field:
+    """One key of the study file and one flag: its type, default, help and bounds."""
+
     name: str
-    kind: type  # int, float or str
+    kind: type  # int, float, str, or tuple (of ``item``)
     default: Any
     help: str
+    group: str | None  # None (StudyConfig itself), "train" or "scale"
+    commands: tuple[str, ...]
+    item: type | None = None  # the element type of a tuple field
     low: float | None = None  # inclusive
     high: float | None = None  # exclusive
     positive: bool = False  # strictly > 0
     optional: bool = False
     choices: tuple[str, ...] = ()
     pattern: str | None = None
+    flag_name: str | None = None
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return self.flag_name or "--" + self.name.replace("_", "-")
+
+    def value_of(self, config: StudyConfig) -> Any:
+        holder = config if self.group is None else getattr(config, self.group)
+        value = getattr(holder, self.name)
+        return list(value) if isinstance(value, tuple) else value
 
     def check(self, value: Any, where: str) -> Any:
         if value is None and self.optional:
             return None
-        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+        if self.kind is tuple:
+            if not isinstance(value, (list, tuple)) or not value:
+                raise UserError(f"{where}: {self.name} must be a non-empty list, got {value!r}")
+            return tuple(self._check_one(v, self.item, where) for v in value)
+        return self._check_one(value, self.kind, where)
+
+    def _check_one(self, value: Any, kind: type, where: str) -> Any:
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if isinstance(value, bool) or not isinstance(value, self.kind):
-            raise UserError(f"{where}: {self.name} must be {_kind_name(self.kind)}, got {value!r}")
-        if self.kind is float and not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise UserError(f"{where}: {self.name} must be {_kind_name(kind)}, got {value!r}")
+        if kind is float and not math.isfinite(value):
             raise UserError(f"{where}: {self.name} must be finite, got {value!r}")
         if self.positive and not value > 0:
             raise UserError(f"{where}: {self.name} must be > 0, got {value!r}")
@@ -57,14 +148,54 @@ class Field:
             raise UserError(f"{where}: {self.name} {value!r} is not valid")
         return value
 
-    def parse(self, text: str) -> Any:
-        """A CLI string to the field's type (range checks come after, in ``check``)."""
-        if self.kind is str:
+    def parse(self, text: str | list[str]) -> Any:
+        """CLI text to the field's type (range checks come after, in ``check``); tuples take 1 2 3 or 1,2,3."""
+        if self.kind is tuple:
+            words = [w for part in ([text] if isinstance(text, str) else text) for w in part.split(",") if w]
+            return tuple(self._parse_one(w, self.item) for w in words)
+        return self._parse_one(text, self.kind)
+
+    def _parse_one(self, text: str, kind: type) -> Any:
+        if kind is str:
             return text
         try:
-            return _parse_int(text) if self.kind is int else float(text)
-        except ValueError:
-            raise UserError(f"argument {self.flag}: expected {_kind_name(self.kind)}, got {text!r}") from None
+            return _parse_int(text) if kind is int else float(text)
+        except (ValueError, OverflowError):
+            raise UserError(f"argument {self.flag}: expected {_kind_name(kind)}, got {text!r}") from None
+
+
+def _fields_of(cls: type, group: str | None) -> list[Field]:
+    out = []
+    for f, hint in declared(cls):
+        meta = f.metadata
+        kind, item = _kind_of(hint)
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        out.append(Field(name=f.name, kind=kind, item=item, default=default, help=meta["help"], group=group,
+                         commands=meta["commands"] or TRAINING_COMMANDS, low=meta["low"], high=meta["high"],
+                         positive=meta["positive"], optional=meta["optional"], choices=meta["choices"],
+                         pattern=meta["pattern"], flag_name=meta["flag"]))
+    return out
+
+
+def _kind_of(hint: Any) -> tuple[type, type | None]:
+    """int | None -> (int, None); tuple[float, ...] -> (tuple, float)."""
+    args = [a for a in getattr(hint, "__args__", ()) if a is not type(None)]
+    origin = getattr(hint, "__origin__", None)
+    if origin is tuple:
+        return tuple, args[0]
+    if args and origin is not tuple:  # Optional[X]
+        return _kind_of(args[0])
+    return hint, None
+
+
+FIELDS: tuple[Field, ...] = (*_fields_of(StudyConfig, None), *_fields_of(TrainSettings, "train"),
+                             *_fields_of(ScaleSettings, "scale"))
+FIELD_BY_NAME = {f.name: f for f in FIELDS}
+assert len(FIELD_BY_NAME) == len(FIELDS), "two settings share a name"
+
+
+def command_fields(command: str) -> tuple[Field, ...]:
+    return tuple(f for f in FIELDS if command in f.commands)
 
 
 _SUFFIXES = {"k": 10**3, "m": 10**6, "g": 10**9}
@@ -90,57 +221,6 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
-FIELDS: tuple[Field, ...] = (
-    Field("study", str, "effnas", "study name", pattern=r".+"),
-    Field("storage", str, DEFAULT_STORAGE, "Optuna storage URL (SQLite file, PostgreSQL, journal file)"),
-    Field("dataset", str, "digits", "digits, cifar10:PATH or folder:PATH"),
-    Field("trials", int, 20, "the study ends holding this many complete trials", low=1),
-    Field("epochs", int, 1, "training epochs per trial", low=1),
-    Field("resolution", int, 32, "input resolution of every trial", low=4),
-    Field("batch_size", int, 32, "training batch size", low=1),
-    Field("sampler", str, "nsga2", "search strategy", choices=("nsga2", "tpe", "random", "mnas")),
-    Field("max_macs", int, None, "hard MACs budget, checked before training", low=1, optional=True),
-    Field("max_params", int, None, "hard parameter budget, checked before training", low=1, optional=True),
-    Field("target_macs", int, None, "T of the MnasNet reward (default: the base's MACs)", low=1, optional=True),
-    Field("executor", str, "local", "where trials run", choices=("local", "ray")),
-    Field("seed", int, 0, "seed of the sampler, the split and the training", low=0),
-    Field("base", str, "efficientnet-b0", "the architecture the space is built around (preset or arch)"),
-    Field("lr", float, 3e-3, "peak learning rate (AdamW)", positive=True),
-    Field("weight_decay", float, 0.05, "decoupled weight decay on weights", low=0),
-    Field("label_smoothing", float, 0.1, "label smoothing", low=0, high=1),
-    Field("dropout", float, 0.0, "dropout before the classifier", low=0, high=1),
-    Field("drop_path", float, 0.0, "stochastic-depth rate of the last block", low=0, high=1),
-    Field("val_fraction", float, 0.2, "share of the training data held out for validation", positive=True, high=1),
-    Field("device", str, "auto", "auto, cpu, cuda or cuda:N", pattern=r"auto|cpu|cuda(:\d+)?"),
-    Field("max_failures", int, 5, "consecutive failed trials that stop the study (and Ray's retries)", low=1),
-    Field("address", str, None, "Ray cluster to join (HOST:PORT); default: a local Ray instance", optional=True,
-          pattern=r"[^\s]+"),
-    Field("gpus_per_trial", float, 0.0, "GPUs per Ray trial (fractional: small trials share one GPU)", low=0),
-    Field("cpus_per_trial", float, 1.0, "CPUs per Ray trial", positive=True),
-    Field("max_concurrent", int, None, "Ray trials at once (default: as resources allow)", low=1, optional=True),
-)
-FIELD_BY_NAME = {f.name: f for f in FIELDS}
-
-
-@dataclass(frozen=True)
-class StudyConfig:
-    values: dict[str, Any]
-    space: dict[str, Any] = field(default_factory=dict)
-    explicit: frozenset[str] = frozenset()  # keys set by the file or a flag, not by the defaults
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def replace(self, **changes: Any) -> StudyConfig:
-        return dataclasses.replace(self, values={**self.values, **changes})
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.values, "space": self.space}
-
-
 def read_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
@@ -157,18 +237,18 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 
 def load_config(*, file: str | Path | None = None, overrides: dict[str, Any] | None = None,
-                fields: tuple[str, ...] | None = None) -> StudyConfig:
-    """Defaults, then the TOML file, then ``overrides`` (CLI flags that were given)."""
-    allowed = fields or tuple(FIELD_BY_NAME)
-    values = {name: FIELD_BY_NAME[name].default for name in allowed}
+                command: str = "search") -> StudyConfig:
+    """Defaults, then the study file, then ``overrides`` (CLI flags that were given)."""
+    values = {f.name: f.default for f in FIELDS}
     space: dict[str, Any] = {}
+    data: dict[str, Any] = {}
     if file is not None:
         where = f"config file {str(file)!r}"
         data = read_toml(file)
-        unknown = set(data) - set(allowed) - {"space"}
+        unknown = set(data) - set(FIELD_BY_NAME) - {"space"}
         if unknown:
             raise UserError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: "
-                            f"{', '.join(allowed)}, [space]")
+                            f"{', '.join(FIELD_BY_NAME)}, [space]")
         for name, value in data.items():
             if name == "space":
                 if not isinstance(value, dict):
@@ -178,11 +258,15 @@ def load_config(*, file: str | Path | None = None, overrides: dict[str, Any] | N
                 values[name] = FIELD_BY_NAME[name].check(value, where)
     for name, value in (overrides or {}).items():
         values[name] = FIELD_BY_NAME[name].check(value, f"argument {FIELD_BY_NAME[name].flag}")
-    explicit = frozenset(overrides or {}) | frozenset(k for k in (data if file is not None else {}) if k != "space")
-    return StudyConfig(values=values, space=space, explicit=explicit)
+    explicit = frozenset(overrides or {}) | frozenset(k for k in data if k != "space")
+    groups: dict[str | None, dict[str, Any]] = {None: {}, "train": {}, "scale": {}}
+    for f in FIELDS:
+        groups[f.group][f.name] = values[f.name]
+    return StudyConfig(**groups[None], train=TrainSettings(**groups["train"]), scale=ScaleSettings(**groups["scale"]),
+                       space=space, command=command, explicit=explicit)
 
 
-def space_options(space: dict[str, Any]) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
+def space_options(space: Mapping[str, Any]) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
     """Split the [space] table into choices for every stage and per-stage overrides ([space.stages.N])."""
     overrides = {k: v for k, v in space.items() if k != "stages"}
     stages = space.get("stages", {})

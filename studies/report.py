@@ -6,7 +6,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from studies.errors import UserError
+from space.errors import UserError
 from studies.storage import mask_url, open_storage
 
 EXPORT_SUFFIXES = (".csv", ".parquet")
@@ -39,11 +39,11 @@ def run_report(*, storage_url: str, names: list[str] | None, out: str, export: s
 
 
 def export_trials(storage, names: list[str], path: Path) -> None:
-    from reports.frames import trials_frame
+    from reports.frames import study_records, trials_frame
 
     frames = []
     for name in names:
-        frame = trials_frame(optuna.load_study(study_name=name, storage=storage))
+        frame = trials_frame(study_records(optuna.load_study(study_name=name, storage=storage)))
         frame.insert(0, "study", name)
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from space import presets
+from space.compound import check_multiplier, scale
 from space.cost import stage_costs
-from space.scaling import check_multiplier, scale
 from studies.tables import text_table
 
 

@@ -1,23 +1,16 @@
-"""Opening Optuna storages safely, masking credentials, and recovering trials of dead workers."""
+"""Opening Optuna storages safely and masking their credentials."""
 from __future__ import annotations
 
-import os
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 
-from studies.errors import UserError
+from search.lifecycle import GRACE_PERIOD, HEARTBEAT_INTERVAL, requeue
+from space.errors import UserError
 
-HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
-GRACE_PERIOD = 60  # a trial silent this long belongs to a dead worker
 SQLITE_MAGIC = b"SQLite format 3\x00"
-REQUEUE_KEEPS = ("role", "triple")  # what a trial is part of survives its retry
 
 
 def mask_url(url: str) -> str:
@@ -124,93 +117,3 @@ def _creation_race(exc: Exception) -> bool:
 
     text = str(exc)
     return isinstance(exc, (IntegrityError, ProgrammingError)) and ("already exists" in text or "duplicate" in text)
-
-
-def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Queue a failed trial's parameters again, so its architecture is still evaluated."""
-    if trial.params:
-        keep = {k: trial.user_attrs[k] for k in REQUEUE_KEEPS if k in trial.user_attrs}
-        study.enqueue_trial(trial.params, user_attrs={**keep, "retry_of": trial.number})
-
-
-def _fail_and_requeue(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
-    """Fail a RUNNING trial with ``reason`` and queue its parameters again; False if another worker won."""
-    try:
-        study._storage.set_trial_user_attr(trial._trial_id, "error", reason)
-        if not study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
-            return False
-    except optuna.exceptions.UpdateFinishedTrialError:
-        return False
-    requeue(study, trial)
-    return True
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def recover_dead_trials(study: optuna.Study) -> list[int]:
-    """Fail and requeue RUNNING trials whose worker is gone; returns their numbers.
-
-    A worker on this host is checked by its pid at once; one elsewhere by Optuna's heartbeat
-    (silent for longer than the grace period).
-    """
-    recovered = []
-    host = socket.gethostname()
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
-        if worker_host == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-            if _fail_and_requeue(study, trial, f"worker {worker_host}:{pid} died"):
-                recovered.append(trial.number)
-    if isinstance(study._storage, optuna.storages.RDBStorage) or hasattr(study._storage, "record_heartbeat"):
-        before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
-        optuna.storages.fail_stale_trials(study)
-        after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
-        recovered += sorted(after - before)
-    return recovered
-
-
-def release_own_trials(study: optuna.Study, *, worker: str, reason: str) -> list[int]:
-    """Fail and requeue every RUNNING trial this worker holds (on Ctrl-C, wherever it landed)."""
-    return [trial.number for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if trial.user_attrs.get("worker") == worker and _fail_and_requeue(study, trial, reason)]
-
-
-class Heartbeat:
-    """Records the heartbeats of the trials in flight (``trial_ids()``) from a thread, while they train."""
-
-    def __init__(self, storage: Any, trial_ids: Callable[[], Iterable[int]],
-                 interval: float = HEARTBEAT_INTERVAL) -> None:
-        self.storage, self.trial_ids, self.interval = storage, trial_ids, interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> Heartbeat:
-        if callable(getattr(self.storage, "record_heartbeat", None)) and \
-                getattr(self.storage, "get_heartbeat_interval", lambda: None)() is not None:
-            self._record()
-            self._thread = threading.Thread(target=self._beat, daemon=True)
-            self._thread.start()
-        return self
-
-    def _record(self) -> None:
-        for trial_id in self.trial_ids():
-            try:
-                self.storage.record_heartbeat(trial_id)
-            except Exception:  # a missed beat is retried; the trial itself decides the outcome
-                pass
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._record()
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()

@@ -11,3 +11,16 @@ def text_table(rows: Sequence[Sequence[str]], *, left: Sequence[int] = (), rule:
         rows = [rows[0], tuple("-" * w for w in widths), *rows[1:]]
     return ["  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
             for row in rows]
+
+
+def rows_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
+    """A table of dict rows: floats to four places (large ones with thousands separators), ints grouped."""
+
+    def fmt(value) -> str:
+        if isinstance(value, float):
+            return f"{value:.4f}".rstrip("0").rstrip(".") if abs(value) < 1e4 else f"{value:,.0f}"
+        if isinstance(value, int):
+            return f"{value:,}"
+        return "" if value is None else str(value)
+
+    return "\n".join(text_table([tuple(columns)] + [tuple(fmt(r.get(c)) for c in columns) for r in rows]))

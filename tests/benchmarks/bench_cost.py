@@ -6,7 +6,8 @@ import time
 import torch
 
 from models import build
-from space import cost, presets
+from space import presets
+from space.cost import cost
 from tests.space.test_cost import fvcore_macs
 
 

@@ -6,7 +6,8 @@ import torch
 from models import build
 from models.blocks import MBConv, drop_path
 from space import presets
-from space.arch import ArchError, ArchSpec
+from space.arch import ArchSpec
+from space.errors import UserError
 
 
 @pytest.mark.parametrize("name", list(presets.PRESETS))
@@ -50,7 +51,7 @@ def test_batch_norm_settings():
     assert (bn.eps, bn.momentum) == (1e-3, 0.01)
     bn = next(m for m in build(arch).modules() if isinstance(m, torch.nn.BatchNorm2d))
     assert (bn.eps, bn.momentum) == (1e-5, 0.1)
-    with pytest.raises(ArchError, match="batch_norm"):
+    with pytest.raises(UserError, match="batch_norm"):
         build(arch, batch_norm="tf")
 
 

@@ -8,9 +8,9 @@ import optuna
 import pandas as pd
 import pytest
 
-from reports.frames import trials_frame
+from reports.frames import study_records
+from reports.front import front_info
 from reports.html import safe_name
-from reports.pareto import front_info
 from tests.clirun import assert_user_error, effnas
 from tests.reports.conftest import EVIL
 
@@ -21,8 +21,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 def test_front_info_numbers(nas_storage):
     study = optuna.load_study(study_name="small", storage=nas_storage)
-    frame = trials_frame(study)
-    info = front_info(frame, target_macs=study.user_attrs["target_macs"])
+    info = front_info(study_records(study), target_macs=study.user_attrs["target_macs"])
     assert len(info.numbers) == 4
     assert info.baseline in info.front_numbers
     assert all(m > 150000 for m in info.infeasible_macs)

@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from search.data import DataError, load_dataset
+from search.data import load_dataset
+from space.errors import UserError
 
 
 def test_digits_resized_and_split_by_seed():
@@ -53,26 +54,26 @@ def test_cifar10_batches(tmp_path):
     ("cifar10:/does/not/exist", "not a directory"),
 ])
 def test_bad_specs(spec, message):
-    with pytest.raises(DataError, match=message):
+    with pytest.raises(UserError, match=message):
         load_dataset(spec, resolution=8)
 
 
 def test_empty_folder(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    with pytest.raises(DataError, match="no images"):
+    with pytest.raises(UserError, match="no images"):
         load_dataset(f"folder:{tmp_path}", resolution=8)
-    with pytest.raises(DataError, match="no class sub-folders"):
+    with pytest.raises(UserError, match="no class sub-folders"):
         load_dataset(f"folder:{tmp_path / 'a'}", resolution=8)
 
 
 def test_unreadable_image(tmp_path):
     root = make_folder(tmp_path / "imgs")
     (root / "cat" / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(DataError, match="unreadable image"):
+    with pytest.raises(UserError, match="unreadable image"):
         load_dataset(f"folder:{root}", resolution=8)
 
 
 def test_cifar_without_batches(tmp_path):
-    with pytest.raises(DataError, match="data_batch"):
+    with pytest.raises(UserError, match="data_batch"):
         load_dataset(f"cifar10:{tmp_path}", resolution=8)

@@ -4,18 +4,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from search.objective import TrialSpec, run_trial
+from search.settings import TrainSettings
+from search.trial import TrialSpec
+from search.worker import run_trial
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 
 def test_trial_trains_on_the_gpu_with_data_resident():
-    from search.objective import _DATA_CACHE
+    from search.worker import _DATA_CACHE
 
     spec = TrialSpec(number=0, arch="stem_c16 ds_r1_k3_s1_c16_se0.25 ir_r2_k3_s2_e4_c24 head_c128",
-                     dataset="digits", resolution=32, num_classes=10, epochs=2, batch_size=64, lr=3e-3,
-                     weight_decay=0.05, label_smoothing=0.1, dropout=0.0, drop_path=0.0, split_seed=0, seed=0,
-                     device="cuda")
+                     dataset="digits", resolution=32, num_classes=10, split_seed=0, seed=0,
+                     train=TrainSettings(epochs=2, batch_size=64, device="cuda"))
     result = run_trial(spec)
     assert result["device"].startswith("cuda:") and result["accuracy"] > 0.3
     data = next(iter(_DATA_CACHE.values()))

@@ -4,7 +4,8 @@ import torch
 
 from models import build
 from search.data import load_dataset
-from search.train import TrainSettings, train_and_evaluate
+from search.settings import TrainSettings
+from search.train import train_and_evaluate
 from space.arch import ArchSpec
 
 TINY = ArchSpec.parse("stem_c8 ds_r1_k3_s1_c8_se0.25 ir_r2_k3_s2_e3_c16 head_c32")
@@ -14,8 +15,8 @@ def train_once(seed: int) -> float:
     data = load_dataset("digits", resolution=12, seed=0)
     torch.manual_seed(seed)
     model = build(TINY, num_classes=10, drop_path=0.1)
-    settings = TrainSettings(epochs=1, batch_size=64, seed=seed)
-    return train_and_evaluate(model, data, settings, torch.device("cpu")).accuracy
+    settings = TrainSettings(epochs=1, batch_size=64)
+    return train_and_evaluate(model, data, settings, torch.device("cpu"), seed=seed).accuracy
 
 
 def test_same_seed_same_accuracy_and_it_learns():

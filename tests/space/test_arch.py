@@ -5,7 +5,8 @@ import random
 import pytest
 
 from space import presets
-from space.arch import ArchError, ArchSpec, StageSpec
+from space.arch import ArchSpec, StageSpec
+from space.errors import UserError
 from tests.archgen import random_arch
 
 
@@ -52,10 +53,10 @@ def test_timm_strings_parse():
     ("", "empty"),
 ])
 def test_malformed_strings_name_the_bad_value(text, message):
-    with pytest.raises(ArchError, match=message):
+    with pytest.raises(UserError, match=message):
         ArchSpec.parse(text)
 
 
 def test_unknown_preset_lists_presets():
-    with pytest.raises(ArchError, match="efficientnet-b0.*mnasnet-b1"):
+    with pytest.raises(UserError, match="efficientnet-b0.*mnasnet-b1"):
         presets.resolve("efficientnet-b9")

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from space import presets
-from space.arch import ArchError
-from space.scaling import Triple, compound_grid, family, member, scale_resolution
+from space.compound import Triple, compound_grid, family, member, scale_resolution
+from space.errors import UserError
 
 B0 = presets.get("efficientnet-b0").arch()
 
@@ -42,10 +42,10 @@ def test_scale_resolution_nearest_multiple():
     ({"step": 0}, "step"), ({"step": -0.1}, "step"), ({"tolerance": -1}, "tolerance"), ({"max_coef": 0.5}, "max-coef"),
 ])
 def test_bad_grid(kwargs, message):
-    with pytest.raises(ArchError, match=message):
+    with pytest.raises(UserError, match=message):
         compound_grid(**kwargs)
 
 
 def test_coefficients_below_one():
-    with pytest.raises(ArchError, match="alpha"):
+    with pytest.raises(UserError, match="alpha"):
         member(B0, resolution=224, triple=Triple(0.9, 1.1, 1.1), phi=1)

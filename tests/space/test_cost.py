@@ -8,8 +8,9 @@ import torch
 from fvcore.nn import FlopCountAnalysis
 
 from models import build
-from space import cost
-from space.arch import ArchError, ArchSpec
+from space.arch import ArchSpec
+from space.cost import cost
+from space.errors import UserError
 from tests.archgen import random_arch
 
 
@@ -44,10 +45,10 @@ def test_b0_matches_fvcore():
 
 @pytest.mark.parametrize("resolution", [0, -3, 2.5, True])
 def test_cost_rejects_bad_resolution(resolution):
-    with pytest.raises(ArchError, match="resolution"):
+    with pytest.raises(UserError, match="resolution"):
         cost(ArchSpec.parse("ir_r1_k3_s1_e6_c8"), resolution)
 
 
 def test_cost_rejects_bad_num_classes():
-    with pytest.raises(ArchError, match="num_classes"):
+    with pytest.raises(UserError, match="num_classes"):
         cost(ArchSpec.parse("ir_r1_k3_s1_e6_c8"), 32, num_classes=0)

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from space import cost, presets
-from space.arch import ArchError
-from space.scaling import round_filters, round_repeats, scale
+from space import presets
+from space.compound import scale
+from space.cost import cost
+from space.errors import UserError
+from space.rounding import round_filters, round_repeats
 
 # Parameter counts of the reference EfficientNets (1000 classes), as timm reports them.
 REFERENCE_PARAMS = {
@@ -46,5 +48,5 @@ def test_scale_scales_stem_and_head():
 
 @pytest.mark.parametrize("kwargs", [{"width": 0}, {"depth": -1}, {"width": float("inf")}])
 def test_scale_rejects_bad_multipliers(kwargs):
-    with pytest.raises(ArchError):
+    with pytest.raises(UserError):
         scale(presets.get("efficientnet-b0").arch(), **kwargs)

@@ -3,8 +3,10 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from space import cost, presets
-from space.arch import ArchError, ArchSpec
+from space import presets
+from space.arch import ArchSpec
+from space.cost import cost
+from space.errors import UserError
 from space.searchspace import DIMENSIONS, SearchSpace
 
 B0 = presets.get("efficientnet-b0").arch()
@@ -76,5 +78,5 @@ def test_smallest_is_cheapest():
     ({"se": []}, {}, "at least one"),
 ])
 def test_bad_space_config(overrides, stages, message):
-    with pytest.raises(ArchError, match=message):
+    with pytest.raises(UserError, match=message):
         SearchSpace.around(B0, overrides=overrides, stage_overrides=stages)

@@ -16,8 +16,8 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from search.data import DataError
 from search.train import TrainingDiverged
+from space.errors import UserError
 from studies.config import load_config
 from tests.clirun import ROOT, assert_user_error, effnas
 from tests.pgserver import PASSWORD, PostgresServer, binaries
@@ -42,12 +42,12 @@ def states(url: str, name: str) -> dict[str, list[int]]:
 
 
 def test_injected_faults_are_recorded_and_the_study_finishes(tmp_path, monkeypatch):
-    import search.executors as executors
+    import search.executors.local as executors
     from studies.nas import run_search
 
     faults = {1: RuntimeError("injected failure"), 2: TrainingDiverged("loss became nan at step 3"),
               3: torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
-              4: DataError("unreadable image 'x.png'")}
+              4: UserError("unreadable image 'x.png'")}
     real = executors.run_trial
 
     def faulty(spec):
@@ -141,7 +141,8 @@ def test_ctrl_c_fails_the_running_trial_exits_130_and_resumes(tmp_path):
 
 
 def test_stale_heartbeat_of_another_host_is_failed_and_retried(tmp_path):
-    from studies.storage import GRACE_PERIOD, open_storage, recover_dead_trials
+    from search.lifecycle import GRACE_PERIOD, recover_dead_trials, trial_id
+    from studies.storage import open_storage
 
     url = f"sqlite:///{tmp_path}/h.db"
     storage = open_storage(url)
@@ -149,7 +150,7 @@ def test_stale_heartbeat_of_another_host_is_failed_and_retried(tmp_path):
     trial = study.ask()
     trial.suggest_int("x", 0, 10)
     trial.set_user_attr("worker", "another-host:123")
-    storage.record_heartbeat(trial._trial_id)
+    storage.record_heartbeat(trial_id(trial))
     assert recover_dead_trials(study) == []  # fresh heartbeat: alive
     with sqlite3.connect(tmp_path / "h.db") as conn:
         conn.execute("UPDATE trial_heartbeats SET heartbeat = datetime('now', ?)", (f"-{GRACE_PERIOD + 5} seconds",))

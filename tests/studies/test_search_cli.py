@@ -12,8 +12,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from space import cost
 from space.arch import ArchSpec
+from space.cost import cost
 from tests.clirun import ROOT, assert_user_error, effnas
 
 TINY_BASE = "stem_c8 ds_r1_k3_s1_c8_se0.25 ir_r2_k3_s2_e3_c16 ir_r1_k3_s2_e3_c24 head_c32"
@@ -199,5 +199,5 @@ def test_val_fraction_sets_the_split(tmp_path):
     plan = plan_search(load_config(overrides={"storage": f"sqlite:///{tmp_path}/v.db", "val_fraction": 0.5,
                                               "resolution": 8, "base": TINY_BASE}))
     assert plan.split["val_fraction"] == 0.5 and plan.split["validation"] == 898  # round(1797 / 2)
-    assert plan.template.val_fraction == 0.5
+    assert plan.template.train.val_fraction == 0.5
     assert list(tmp_path.iterdir()) == []

@@ -1,31 +1,20 @@
-"""Compound scaling as pure functions on specs, with the reference rounding rules."""
+"""Compound scaling as pure functions on specs: width/depth scaling with the reference rounding, the
+(alpha, beta, gamma) grid under alpha * beta^2 * gamma^2 ~ 2, and the scaled members and family with
+their exact costs. Modules never see multipliers."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
 
-from space.arch import ArchError, ArchSpec
-
-CHANNEL_DIVISOR = 8
-
-
-def round_filters(channels: int, width: float, *, divisor: int = CHANNEL_DIVISOR) -> int:
-    """Scale ``channels`` by ``width``, to the nearest multiple of ``divisor`` (never 10 % below)."""
-    scaled = channels * width
-    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * scaled:
-        rounded += divisor
-    return int(rounded)
-
-
-def round_repeats(repeats: int, depth: float) -> int:
-    """Scale a stage's block count by ``depth``, rounding up as the reference does."""
-    return int(math.ceil(repeats * depth))
+from space.arch import ArchSpec
+from space.cost import cost
+from space.errors import UserError
+from space.rounding import round_filters, round_repeats
 
 
 def check_multiplier(name: str, value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
-        raise ArchError(f"{name} must be a positive number, got {value!r}")
+        raise UserError(f"{name} must be a positive number, got {value!r}")
 
 
 def scale(arch: ArchSpec, *, width: float = 1.0, depth: float = 1.0) -> ArchSpec:
@@ -57,18 +46,18 @@ def check_coefficients(triple: Triple) -> None:
     for name in ("alpha", "beta", "gamma"):
         value = getattr(triple, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value < math.inf:
-            raise ArchError(f"{name} must be a number >= 1, got {value!r}")
+            raise UserError(f"{name} must be a number >= 1, got {value!r}")
 
 
 def compound_grid(*, step: float = 0.05, tolerance: float = 0.1, max_coef: float = 2.0,
                   target: float = 2.0) -> list[Triple]:
     """Every (alpha, beta, gamma) on a grid from 1 to max_coef with |alpha*beta^2*gamma^2 - target| <= tolerance."""
     if not step > 0 or math.isinf(step):
-        raise ArchError(f"step must be > 0, got {step}")
+        raise UserError(f"step must be > 0, got {step}")
     if not tolerance >= 0 or math.isinf(tolerance):
-        raise ArchError(f"tolerance must be >= 0, got {tolerance}")
+        raise UserError(f"tolerance must be >= 0, got {tolerance}")
     if not 1 <= max_coef < math.inf:
-        raise ArchError(f"max-coef must be >= 1, got {max_coef}")
+        raise UserError(f"max-coef must be >= 1, got {max_coef}")
     count = int(math.floor((max_coef - 1) / step + 1e-9)) + 1
     values = [round(1 + i * step, 10) for i in range(count)]
     return [Triple(a, b, g) for a in values for b in values for g in values
@@ -78,7 +67,7 @@ def compound_grid(*, step: float = 0.05, tolerance: float = 0.1, max_coef: float
 def scale_resolution(resolution: int, gamma: float, phi: float, *, multiple: int = 8) -> int:
     """resolution * gamma^phi, to the nearest multiple of ``multiple`` (never below it)."""
     if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
-        raise ArchError(f"resolution multiple must be a positive integer, got {multiple!r}")
+        raise UserError(f"resolution multiple must be a positive integer, got {multiple!r}")
     return max(multiple, int(math.floor(resolution * gamma**phi / multiple + 0.5)) * multiple)
 
 
@@ -104,11 +93,9 @@ class Member:
 
 def member(base: ArchSpec, *, resolution: int, triple: Triple, phi: float, multiple: int = 8,
            num_classes: int = 1000) -> Member:
-    from space.cost import cost
-
     check_coefficients(triple)
     if isinstance(phi, bool) or not isinstance(phi, (int, float)) or not 0 <= phi < math.inf:
-        raise ArchError(f"phi must be a number >= 0, got {phi!r}")
+        raise UserError(f"phi must be a number >= 0, got {phi!r}")
     depth, width = triple.alpha**phi, triple.beta**phi
     scaled = scale(base, width=width, depth=depth)
     size = scale_resolution(resolution, triple.gamma, phi, multiple=multiple)

@@ -13,12 +13,16 @@ import socket
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-from search.objective import Candidate, SearchError, SetupError, TrialPlanner, TrialSpec, run_trial
+from search.executors.base import FailureStreak, OnTrial
+from search.lifecycle import HEARTBEAT_INTERVAL, Heartbeat
+from search.record import MEASURED
+from search.trial import Candidate, TrialPlanner, TrialSpec
+from search.worker import run_trial
+from space.errors import UserError
 
-RESULT_KEYS = ("accuracy", "val_loss", "train_seconds", "eval_seconds", "images_per_second", "device")
 ERROR_KEY = "effnas_error"
 
 
@@ -29,7 +33,7 @@ def train_on_worker(config: dict[str, Any]) -> None:
 
     torch.set_num_threads(max(1, int(config["cpus"])))
     try:
-        result = run_trial(TrialSpec(**config["spec"]))
+        result = run_trial(TrialSpec.from_dict(config["spec"]))
     except Exception as exc:  # a deterministic fault (NaN, bad image, OOM): recorded, not retried
         tune.report({ERROR_KEY: f"{type(exc).__name__}: {exc}"[:2000], "done": True})
         return
@@ -55,7 +59,7 @@ def _searcher_class():
                 return Searcher.FINISHED if self.planner.done() and not self.live else None
             with self.lock:
                 self.live[trial_id] = candidate
-            return {"spec": asdict(candidate.spec), "cpus": self.cpus}
+            return {"spec": candidate.spec.to_dict(), "cpus": self.cpus}
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             with self.lock:
@@ -67,7 +71,7 @@ def _searcher_class():
             elif ERROR_KEY in result:
                 self.on_done(candidate, None, result[ERROR_KEY])
             else:
-                self.on_done(candidate, {k: result[k] for k in RESULT_KEYS if k in result}, None)
+                self.on_done(candidate, {k: result[k] for k in MEASURED if k in result}, None)
 
         def __getstate__(self) -> dict:
             """Tune pickles its experiment state; the study, planner and lock stay with this driver."""
@@ -80,9 +84,9 @@ def _searcher_class():
             self.__dict__.update(state)
             self.planner, self.on_done, self.live, self.lock = None, None, {}, threading.Lock()
 
-        def live_trial_ids(self) -> list[int]:
+        def live_trials(self) -> list:
             with self.lock:
-                return [c.trial._trial_id for c in self.live.values()]
+                return [c.trial for c in self.live.values()]
 
     return StudySearcher
 
@@ -93,11 +97,11 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
         return
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit():
-        raise SetupError(f"--address {address!r}: expected HOST:PORT")
+        raise UserError(f"--address {address!r}: expected HOST:PORT")
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as exc:
-        raise SetupError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+        raise UserError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
 class _Stop:
@@ -125,14 +129,21 @@ class RayExecutor:
     max_failures: int = 5  # Ray retries of a crashed worker, and failed trials in a row that stop the study
     name: str = "ray"
 
-    def run(self, planner: TrialPlanner, *, on_trial, recover) -> None:
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> RayExecutor:
+        names = ("address", "gpus_per_trial", "cpus_per_trial", "max_concurrent", "max_failures")
+        return cls(**{k: settings[k] for k in names if k in settings})
+
+    def check(self) -> None:
+        """A cluster named by --address must answer before anything is written."""
+        if self.address:
+            check_reachable(self.address)
+
+    def run(self, planner: TrialPlanner, *, on_trial: OnTrial) -> None:
         import ray
         from ray import tune
 
-        from studies.storage import HEARTBEAT_INTERVAL, Heartbeat
-
-        if self.address:
-            check_reachable(self.address)
+        self.check()
         os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -143,22 +154,20 @@ class RayExecutor:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
                          logging_level="ERROR", configure_logging=True)
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise SetupError(f"cannot join the Ray cluster at {self.address}: {exc} (with token "
-                                 "authentication, set RAY_AUTH_MODE=token as for any Ray driver)") from None
-        failures = {"in_a_row": 0, "last": ""}
+                raise UserError(f"cannot join the Ray cluster at {self.address}: {exc} (with token "
+                                "authentication, set RAY_AUTH_MODE=token as for any Ray driver)") from None
+        failures = FailureStreak(self.max_failures)
         stop = threading.Event()
 
         def on_done(candidate: Candidate, result: dict | None, error: str | None) -> None:
             if error is None:
                 planner.complete(candidate, result)
-                failures["in_a_row"] = 0
+                failures.succeeded()
                 on_trial(candidate, "complete")
                 return
             planner.fail(candidate, error)
-            failures["in_a_row"] += 1
-            failures["last"] = error
             on_trial(candidate, "fail")
-            if failures["in_a_row"] >= self.max_failures:
+            if failures.failed(error):
                 stop.set()
 
         searcher = _searcher_class()(planner, on_done, self.cpus_per_trial)
@@ -169,7 +178,7 @@ class RayExecutor:
             search_alg = ConcurrencyLimiter(searcher, max_concurrent=self.max_concurrent)
         results_dir = tempfile.mkdtemp(prefix="effnas-ray-")
         # the driver beats for every trial in flight on a worker (workers never touch the storage)
-        heartbeat = Heartbeat(planner.study._storage, searcher.live_trial_ids, interval=min(HEARTBEAT_INTERVAL, 2))
+        heartbeat = Heartbeat(planner.study, searcher.live_trials, interval=min(HEARTBEAT_INTERVAL, 2))
         try:
             with heartbeat:
                 tuner = tune.Tuner(
@@ -187,6 +196,5 @@ class RayExecutor:
             shutil.rmtree(results_dir, ignore_errors=True)
             if started_here:
                 ray.shutdown()
-        if failures["in_a_row"] >= self.max_failures:
-            raise SearchError(f"{failures['in_a_row']} trials failed in a row (last: {failures['last']}); "
-                              "stopping instead of burning the budget")
+        if failures.count >= failures.limit:
+            raise failures.error()

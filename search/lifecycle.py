@@ -1,0 +1,125 @@
+"""A trial's life beyond ask and tell: heartbeats, dead workers, interrupts and requeues.
+
+This is the only module that touches Optuna's internals (a study's storage, a trial's id), and
+tests/test_layout.py keeps it so: when Optuna changes them, this is the one file to update.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
+GRACE_PERIOD = 60  # a trial silent this long belongs to a dead worker
+REQUEUE_KEEPS = ("role", "triple")  # what a trial is part of survives its retry
+
+
+def worker_id() -> str:
+    """HOST:PID of this process, recorded on every trial it holds."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def storage_of(study: optuna.Study) -> optuna.storages.BaseStorage:
+    return study._storage
+
+
+def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
+    return trial._trial_id
+
+
+def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue a failed trial's parameters again, so its architecture is still evaluated."""
+    if trial.params:
+        keep = {k: trial.user_attrs[k] for k in REQUEUE_KEEPS if k in trial.user_attrs}
+        study.enqueue_trial(trial.params, user_attrs={**keep, "retry_of": trial.number})
+
+
+def fail_and_requeue(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
+    """Fail a RUNNING trial with ``reason`` and queue its parameters again; False if another worker won."""
+    storage = storage_of(study)
+    try:
+        storage.set_trial_user_attr(trial_id(trial), "error", reason)
+        if not storage.set_trial_state_values(trial_id(trial), state=TrialState.FAIL):
+            return False
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    requeue(study, trial)
+    return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_dead_trials(study: optuna.Study) -> list[int]:
+    """Fail and requeue RUNNING trials whose worker is gone; returns their numbers.
+
+    A worker on this host is checked by its pid at once; one elsewhere by Optuna's heartbeat
+    (silent for longer than the grace period).
+    """
+    recovered = []
+    host = socket.gethostname()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
+        if worker_host == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            if fail_and_requeue(study, trial, f"worker {worker_host}:{pid} died"):
+                recovered.append(trial.number)
+    storage = storage_of(study)
+    if isinstance(storage, optuna.storages.RDBStorage) or hasattr(storage, "record_heartbeat"):
+        before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+        optuna.storages.fail_stale_trials(study)
+        after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+        recovered += sorted(after - before)
+    return recovered
+
+
+def release_own_trials(study: optuna.Study, *, reason: str) -> list[int]:
+    """Fail and requeue every RUNNING trial this process holds (on Ctrl-C, wherever it landed)."""
+    me = worker_id()
+    return [trial.number for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if trial.user_attrs.get("worker") == me and fail_and_requeue(study, trial, reason)]
+
+
+class Heartbeat:
+    """Records the heartbeats of the trials in flight (``live()``) from a thread, while they train."""
+
+    def __init__(self, study: optuna.Study, live: Callable[[], Iterable[optuna.Trial]],
+                 interval: float = HEARTBEAT_INTERVAL) -> None:
+        self.storage, self.live, self.interval = storage_of(study), live, interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Heartbeat:
+        if callable(getattr(self.storage, "record_heartbeat", None)) and \
+                getattr(self.storage, "get_heartbeat_interval", lambda: None)() is not None:
+            self._record()
+            self._thread = threading.Thread(target=self._beat, daemon=True)
+            self._thread.start()
+        return self
+
+    def _record(self) -> None:
+        for trial in list(self.live()):
+            try:
+                self.storage.record_heartbeat(trial_id(trial))
+            except Exception:  # a missed beat is retried; the trial itself decides the outcome
+                pass
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._record()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()

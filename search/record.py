@@ -1,0 +1,97 @@
+"""The trial record: the one schema of what effnas writes on a trial and reads back.
+
+Optuna keeps a trial's state, its params (the space's choices) and its values; everything else
+effnas knows about a trial is a user_attr named here. Writers go through :func:`write` (an unknown
+key is a programming error, caught at once) and readers through :func:`read`, which gives a typed
+:class:`TrialRecord`; the CLI, the selection rules and the reports all read records, never raw attrs.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from optuna.trial import FrozenTrial
+
+
+def attr(when: str, about: str) -> Any:
+    """A user_attr of the record: ``when`` it is written (queued, asked, measured, failed)."""
+    return dataclasses.field(default=None, metadata={"when": when, "about": about})
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    number: int
+    state: str  # Optuna's: COMPLETE, PRUNED, FAIL, RUNNING, WAITING
+    choices: Mapping[str, Any]  # Optuna's params: the search space's choices
+    datetime_start: datetime | None
+    datetime_complete: datetime | None
+    # written when the trial is queued
+    enqueued: str | None = attr("queued", "why effnas queued these choices (the base architecture)")
+    retry_of: int | None = attr("queued", "the failed trial whose choices this one retries")
+    role: str | None = attr("queued", "what a scaling trial is part of: grid or family")
+    triple: str | None = attr("queued", "a family member's alpha,beta,gamma")
+    # written when the trial is asked, before anything trains
+    worker: str | None = attr("asked", "HOST:PID of the process that holds the trial")
+    arch: str | None = attr("asked", "canonical arch string")
+    params: int | None = attr("asked", "exact parameter count")
+    macs: int | None = attr("asked", "exact multiply-adds of convolutions and the classifier")
+    resolution: int | None = attr("asked", "input size")
+    epochs: int | None = attr("asked", "training epochs")
+    dataset: str | None = attr("asked", "dataset spec")
+    num_classes: int | None = attr("asked", "classes of the classifier")
+    seed: int | None = attr("asked", "the trial's training seed")
+    settings: str | None = attr("asked", "the training settings, JSON")
+    infeasible: str | None = attr("asked", "why the trial broke the budget (never trained)")
+    alpha: float | None = attr("asked", "depth coefficient of a scaling trial")
+    beta: float | None = attr("asked", "width coefficient of a scaling trial")
+    gamma: float | None = attr("asked", "resolution coefficient of a scaling trial")
+    width: float | None = attr("asked", "width multiplier beta^phi")
+    depth: float | None = attr("asked", "depth multiplier alpha^phi")
+    phi: float | None = attr("asked", "compound coefficient")
+    macs_ratio: float | None = attr("asked", "real MACs over the baseline's, after rounding")
+    nominal: float | None = attr("asked", "alpha * beta^2 * gamma^2")
+    nominal_ratio: float | None = attr("asked", "(alpha * beta^2 * gamma^2)^phi")
+    # written when the worker returns
+    accuracy: float | None = attr("measured", "validation accuracy")
+    val_loss: float | None = attr("measured", "validation loss")
+    train_seconds: float | None = attr("measured", "training time")
+    eval_seconds: float | None = attr("measured", "validation time")
+    images_per_second: float | None = attr("measured", "training throughput")
+    device: str | None = attr("measured", "where the trial trained")
+    reward: float | None = attr("measured", "MnasNet reward ACC x (MACs/T)^-0.07")
+    # written when the trial fails
+    error: str | None = attr("failed", "why the trial failed")
+
+
+ATTRS: dict[str, dataclasses.Field] = {
+    f.name: f for f in dataclasses.fields(TrialRecord) if "when" in f.metadata
+}
+MEASURED: tuple[str, ...] = tuple(n for n, f in ATTRS.items() if f.metadata["when"] == "measured" and n != "reward")
+
+
+def check(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` as record attributes; a key outside the schema is a bug, not data."""
+    unknown = set(values) - set(ATTRS)
+    if unknown:
+        raise KeyError(f"not keys of the trial record: {', '.join(sorted(unknown))}")
+    return dict(values)
+
+
+def write(trial: Any, values: Mapping[str, Any]) -> None:
+    """Set record attributes on a live trial (``optuna.Trial``)."""
+    for name, value in check(values).items():
+        trial.set_user_attr(name, value)
+
+
+def read(trial: FrozenTrial) -> TrialRecord:
+    attrs = trial.user_attrs
+    return TrialRecord(number=trial.number, state=trial.state.name, choices=dict(trial.params),
+                       datetime_start=trial.datetime_start, datetime_complete=trial.datetime_complete,
+                       **{name: attrs.get(name) for name in ATTRS})
+
+
+def read_all(trials: Iterable[FrozenTrial]) -> list[TrialRecord]:
+    return [read(t) for t in trials]

@@ -1,0 +1,54 @@
+"""Settings declared once. A setting is a dataclass field whose metadata carries its help and bounds.
+
+``studies.config`` turns every declaration into a study-file key and a CLI flag with the same
+validation, records it in the study's ``config`` attribute, and each trial records the training
+settings it ran with (its ``settings`` attribute). Adding a training setting means adding one field to
+:class:`TrainSettings` and reading it where it is used.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+
+def setting(default: Any, help: str, *, low: float | None = None, high: float | None = None,
+            positive: bool = False, optional: bool = False, choices: tuple[str, ...] = (),
+            pattern: str | None = None, commands: tuple[str, ...] | None = None, flag: str | None = None) -> Any:
+    """A dataclass field with what the boundary needs to validate it.
+
+    ``low`` is inclusive, ``high`` exclusive; ``positive`` means strictly > 0; ``optional`` allows None;
+    ``commands`` names the commands that take it as a flag (None: every command that trains); ``flag`` is
+    the flag when it is not ``--`` and the name with dashes.
+    """
+    metadata = {"help": help, "low": low, "high": high, "positive": positive, "optional": optional,
+                "choices": tuple(choices), "pattern": pattern, "commands": commands, "flag": flag}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def declared(cls: type) -> list[tuple[dataclasses.Field, type]]:
+    """The settings of a dataclass (fields made by :func:`setting`) with their resolved types."""
+    hints = typing.get_type_hints(cls)
+    return [(f, hints[f.name]) for f in dataclasses.fields(cls) if "help" in f.metadata]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How a worker trains one candidate, besides the architecture, resolution and seeds."""
+
+    epochs: int = setting(1, "training epochs per trial", low=1)
+    batch_size: int = setting(32, "training batch size", low=1)
+    lr: float = setting(3e-3, "peak learning rate (AdamW)", positive=True)
+    weight_decay: float = setting(0.05, "decoupled weight decay on weights", low=0)
+    label_smoothing: float = setting(0.1, "label smoothing", low=0, high=1)
+    warmup_fraction: float = setting(0.1, "share of the steps over which the learning rate warms up", low=0,
+                                     high=1)
+    dropout: float = setting(0.0, "dropout before the classifier", low=0, high=1)
+    drop_path: float = setting(0.0, "stochastic-depth rate of the last block", low=0, high=1)
+    val_fraction: float = setting(0.2, "share of the training data held out for validation", positive=True,
+                                  high=1)
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N", pattern=r"auto|cpu|cuda(:\d+)?")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,58 @@
+"""What a worker runs: one TrialSpec in, the measured record fields out. It never opens the storage,
+so it runs alike in the driver's process (local executor) and on a Ray worker."""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+
+from models import build
+from search.data import Dataset, load_dataset
+from search.train import TrainingDiverged, pick_device, train_and_evaluate
+from search.trial import TrialSpec
+from space.arch import ArchSpec
+
+_DATA_CACHE: dict[tuple, Dataset] = {}
+_CACHE_SIZE = 4  # a scaling study trains at a few resolutions
+
+
+def load_cached(dataset: str, *, resolution: int, split_seed: int, val_fraction: float,
+                device: torch.device) -> Dataset:
+    """Datasets stay resident (on the trial's device) for the life of the process."""
+    key = (dataset, resolution, split_seed, val_fraction, str(device))
+    if key not in _DATA_CACHE:
+        while len(_DATA_CACHE) >= _CACHE_SIZE:
+            _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
+        data = load_dataset(dataset, resolution=resolution, seed=split_seed, val_fraction=val_fraction)
+        _DATA_CACHE[key] = data.to(device)
+    return _DATA_CACHE[key]
+
+
+def run_trial(spec: TrialSpec) -> dict[str, Any]:
+    """Build the candidate, train it, and return the record's measured fields."""
+    device = pick_device(spec.train.device)
+    data = load_cached(spec.dataset, resolution=spec.resolution, split_seed=spec.split_seed,
+                       val_fraction=spec.train.val_fraction, device=device)
+    torch.manual_seed(spec.seed)
+    model = build(ArchSpec.parse(spec.arch), num_classes=spec.num_classes, dropout=spec.train.dropout,
+                  drop_path=spec.train.drop_path)
+    start = time.perf_counter()
+    result = train_and_evaluate(model, data, spec.train, device, seed=spec.seed)
+    if not math.isfinite(result.loss):
+        raise TrainingDiverged(f"validation loss is {result.loss}")
+    return {
+        "accuracy": result.accuracy,
+        "val_loss": result.loss,
+        "train_seconds": result.train_seconds,
+        "eval_seconds": time.perf_counter() - start - result.train_seconds,
+        "images_per_second": result.images_per_second,
+        "device": device_name(device),
+    }
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    return "cpu"
