@@ -46,6 +46,7 @@ class TrainSettings:
                                      high=1)
     dropout: float = setting(0.0, "dropout before the classifier", low=0, high=1)
     drop_path: float = setting(0.0, "stochastic-depth rate of the last block", low=0, high=1)
+    grad_clip: float | None = setting(None, "clip the gradients' global norm to this", positive=True, optional=True)
     val_fraction: float = setting(0.2, "share of the training data held out for validation", positive=True,
                                   high=1)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N", pattern=r"auto|cpu|cuda(:\d+)?")

@@ -80,6 +80,8 @@ def train_and_evaluate(model: nn.Module, data: Dataset, settings: TrainSettings,
                 raise TrainingDiverged(f"loss became {loss.item()} at step {step}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if settings.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
             optimizer.step()
             step += 1
     recalibrate_batch_norm(model, data, batch_size=max(256, settings.batch_size))

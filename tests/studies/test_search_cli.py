@@ -201,3 +201,20 @@ def test_val_fraction_sets_the_split(tmp_path):
     assert plan.split["val_fraction"] == 0.5 and plan.split["validation"] == 898  # round(1797 / 2)
     assert plan.template.train.val_fraction == 0.5
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_training_setting_is_declared_once_and_recorded(tmp_path):
+    """--grad-clip is one field of TrainSettings: a flag, a study-file key, the study's config and each trial's."""
+    import json
+
+    url = f"sqlite:///{tmp_path}/g.db"
+    (tmp_path / "study.toml").write_text("grad_clip = 2.5\n")
+    result = effnas("search", "--study", "g", "--storage", url, "--trials", "1", "--grad-clip", "0.5", *FAST)
+    assert result.returncode == 0, result.stderr
+    study = load(tmp_path / "g.db", "g")
+    assert json.loads(study.user_attrs["config"])["grad_clip"] == 0.5
+    assert all(json.loads(t.user_attrs["settings"])["grad_clip"] == 0.5 for t in study.trials)
+    from studies.config import load_config
+
+    assert load_config(file=tmp_path / "study.toml").train.grad_clip == 2.5
+    assert_user_error(effnas("search", "--grad-clip", "0", "--storage", url, cwd=tmp_path), "grad_clip")
