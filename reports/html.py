@@ -20,6 +20,7 @@ from reports import figures
 from reports.frames import study_config, study_records, trials_frame
 from reports.front import front_info
 from search import selection
+from search.files import remove_stale_temporaries, write_atomic
 from search.record import TrialRecord
 from space.arch import ArchSpec
 from space.compound import Triple, family
@@ -255,17 +256,28 @@ def index_page(entries: list[dict[str, Any]], *, storage_label: str) -> str:
 
 
 def write_report(storage: Any, *, names: list[str], out: Path, storage_label: str) -> list[Path]:
-    """Write DIR/index.html, one page per study, and plotly.min.js once; returns the pages written."""
+    """Write DIR/index.html, one page per study, and plotly.min.js once; returns the pages written.
+
+    Every page is made before any is written, and each file is replaced atomically: a report killed at
+    any moment leaves the previous pages or the new ones, each whole. plotly.min.js is rewritten only
+    when it differs from the installed plotly's.
+    """
     from plotly.offline import get_plotlyjs
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / PLOTLY_JS).write_text(get_plotlyjs(), encoding="utf-8")
-    written, entries = [], []
+    files: dict[str, str] = {}
+    entries = []
     for name in names:
         study = optuna.load_study(study_name=name, storage=storage)
         file_name = safe_name(name)
-        (out / file_name).write_text(study_page(study), encoding="utf-8")
+        files[file_name] = study_page(study)
         entries.append(index_entry(study, file_name))
-        written.append(out / file_name)
-    (out / "index.html").write_text(index_page(entries, storage_label=storage_label), encoding="utf-8")
-    return [out / "index.html", *written]
+    files["index.html"] = index_page(entries, storage_label=storage_label)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
+    script = get_plotlyjs().encode("utf-8")
+    current = out / PLOTLY_JS
+    if not current.is_file() or current.stat().st_size != len(script) or current.read_bytes() != script:
+        write_atomic(current, script)
+    for file_name, text in files.items():
+        write_atomic(out / file_name, text)
+    return [out / "index.html", *(out / safe_name(n) for n in names)]

@@ -5,14 +5,17 @@ validation with a seeded permutation of the training data: the search never sees
 """
 from __future__ import annotations
 
+import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from search.memory import available_bytes, gib
 from space.errors import UserError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -56,6 +59,9 @@ def check_spec(spec: str) -> tuple[str, Path | None]:
     return kind, root
 
 
+MAX_FILES = 2_000_000  # directory entries a folder dataset's scan visits before it gives up
+
+
 def load_dataset(spec: str, *, resolution: int, seed: int = 0, val_fraction: float = 0.2) -> Dataset:
     kind, root = check_spec(spec)
     if kind == "digits":
@@ -64,8 +70,16 @@ def load_dataset(spec: str, *, resolution: int, seed: int = 0, val_fraction: flo
         images, labels = _cifar10(root)
     else:
         images, labels = _folder(root, resolution)
-    images = _resize(images, resolution)
-    return _split(spec, images, labels, seed=seed, val_fraction=val_fraction)
+    return _split(spec, _resize(images, resolution), labels, seed=seed, val_fraction=val_fraction)
+
+
+def check_fits(count: int, resolution: int, *, where: str) -> None:
+    """Refuse a dataset whose images at ``resolution`` would not fit in the host's free memory."""
+    need = count * 3 * resolution * resolution
+    free = available_bytes("cpu")
+    if need > 0.8 * free:
+        raise UserError(f"dataset {where!r}: {count:,} images at {resolution}x{resolution} need {gib(need)} in "
+                        f"memory and {gib(free)} are free; lower --resolution")
 
 
 def _digits() -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,54 +90,100 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor]:
     return gray.unsqueeze(1).expand(-1, 3, -1, -1).contiguous(), torch.from_numpy(bunch.target).long()
 
 
+class _ArraysOnly(pickle.Unpickler):
+    """CIFAR-10's python batches are pickles: this unpickler rebuilds numpy arrays and plain containers
+    and refuses everything else, so a crafted batch cannot run code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing {module}.{name}")
+
+
 def _cifar10(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    batches = sorted(root.glob("data_batch_*"))
+    batches = sorted(p for p in root.glob("data_batch_*") if p.is_file())
     if not batches:
         raise UserError(f"no CIFAR-10 training batches (data_batch_*) in {str(root)!r}")
     images, labels = [], []
     for path in batches:
         try:
             with open(path, "rb") as handle:
-                batch = pickle.load(handle, encoding="bytes")
+                batch = _ArraysOnly(handle, encoding="bytes").load()
             data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
             images.append(torch.from_numpy(data.copy()))
             labels.append(torch.as_tensor(batch[b"labels"], dtype=torch.long))
-        except (OSError, pickle.UnpicklingError, KeyError, ValueError, EOFError) as exc:
+        except (OSError, pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError, IndexError) as exc:
             raise UserError(f"unreadable CIFAR-10 batch {str(path)!r}: {exc}") from None
     return torch.cat(images), torch.cat(labels)
+
+
+def image_files(root: Path) -> list[tuple[Path, int]]:
+    """(image, class index) of a folder dataset: one sub-folder per class, images anywhere below it.
+
+    Links are not followed (a link to / would walk the whole disk) and only regular files are opened
+    (a FIFO named x.png would block); the scan stops with an error past MAX_FILES entries.
+    """
+    try:
+        classes = sorted(e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False)
+                         and not e.name.startswith("."))
+    except OSError as exc:
+        raise UserError(f"folder dataset {str(root)!r} cannot be read: {exc.strerror or exc}") from None
+    if not classes:
+        raise UserError(f"folder dataset {str(root)!r} has no class sub-folders")
+    found, visited = [], 0
+    for index, name in enumerate(classes):
+        for folder, dirs, files in os.walk(root / name, onerror=lambda exc: None):
+            dirs.sort()
+            visited += len(dirs) + len(files)
+            if visited > MAX_FILES:
+                raise UserError(f"folder dataset {str(root)!r} holds more than {MAX_FILES:,} entries; point it at a "
+                                "folder of class sub-folders")
+            for file in sorted(files):
+                path = Path(folder) / file
+                if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and not path.is_symlink():
+                    found.append((path, index))
+    return found
 
 
 def _folder(root: Path, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
     from PIL import Image, UnidentifiedImageError
 
-    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise UserError(f"folder dataset {str(root)!r} has no class sub-folders")
-    images, labels = [], []
-    for index, class_dir in enumerate(classes):
-        for path in sorted(class_dir.rglob("*")):
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            try:
-                with Image.open(path) as image:
-                    pixels = image.convert("RGB").resize((resolution, resolution), Image.BILINEAR)
-            except (OSError, UnidentifiedImageError) as exc:
-                raise UserError(f"unreadable image {str(path)!r}: {exc}") from None
-            images.append(torch.from_numpy(np.asarray(pixels, dtype=np.uint8).copy()).permute(2, 0, 1))
-            labels.append(index)
-    if not images:
+    files = image_files(root)
+    if not files:
         raise UserError(f"folder dataset {str(root)!r} has no images")
-    if len(set(labels)) < 2:
+    if len({index for _, index in files}) < 2:
         raise UserError(f"folder dataset {str(root)!r} needs images in at least two classes")
-    return torch.stack(images), torch.tensor(labels, dtype=torch.long)
+    check_fits(len(files), resolution, where=str(root))
+    images = torch.empty((len(files), 3, resolution, resolution), dtype=torch.uint8)
+    for row, (path, _) in enumerate(files):
+        try:
+            with Image.open(path) as image:
+                pixels = image.convert("RGB").resize((resolution, resolution), Image.BILINEAR)
+        except Image.DecompressionBombError as exc:
+            raise UserError(f"image {str(path)!r} is too large to decode safely: {exc}") from None
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            raise UserError(f"unreadable image {str(path)!r}: {exc}") from None
+        images[row] = torch.from_numpy(np.asarray(pixels, dtype=np.uint8).copy()).permute(2, 0, 1)
+    return images, torch.tensor([index for _, index in files], dtype=torch.long)
+
+
+RESIZE_CHUNK = 256  # images resized at a time: the float copy of a chunk is all the resize adds to memory
 
 
 def _resize(images: torch.Tensor, resolution: int) -> torch.Tensor:
     if images.shape[-1] == resolution and images.shape[-2] == resolution:
         return images
-    resized = F.interpolate(images.float(), size=(resolution, resolution), mode="bilinear", align_corners=False,
-                            antialias=images.shape[-1] > resolution)
-    return resized.round().clamp(0, 255).to(torch.uint8)
+    check_fits(len(images), resolution, where="resized images")
+    out = torch.empty((len(images), images.shape[1], resolution, resolution), dtype=torch.uint8)
+    for begin in range(0, len(images), RESIZE_CHUNK):
+        chunk = images[begin:begin + RESIZE_CHUNK].float()
+        resized = F.interpolate(chunk, size=(resolution, resolution), mode="bilinear", align_corners=False,
+                                antialias=images.shape[-1] > resolution)
+        out[begin:begin + RESIZE_CHUNK] = resized.round().clamp(0, 255).to(torch.uint8)
+    return out
 
 
 def _split(name: str, images: torch.Tensor, labels: torch.Tensor, *, seed: int, val_fraction: float) -> Dataset:

@@ -45,6 +45,7 @@ class TrialRecord:
     seed: int | None = attr("asked", "the trial's training seed")
     settings: str | None = attr("asked", "the training settings, JSON")
     infeasible: str | None = attr("asked", "why the trial broke the budget (never trained)")
+    duplicate_of: int | None = attr("asked", "the trial that already measured this architecture at this budget")
     alpha: float | None = attr("asked", "depth coefficient of a scaling trial")
     beta: float | None = attr("asked", "width coefficient of a scaling trial")
     gamma: float | None = attr("asked", "resolution coefficient of a scaling trial")
@@ -62,6 +63,8 @@ class TrialRecord:
     images_per_second: float | None = attr("measured", "training throughput")
     device: str | None = attr("measured", "where the trial trained")
     reward: float | None = attr("measured", "MnasNet reward ACC x (MACs/T)^-0.07")
+    crashes: int | None = attr("measured", "times the trial's Ray worker died and Ray retried it")
+    crash: str | None = attr("measured", "the last error of a worker that died under the trial")
     # written when the trial fails
     error: str | None = attr("failed", "why the trial failed")
 
@@ -69,7 +72,8 @@ class TrialRecord:
 ATTRS: dict[str, dataclasses.Field] = {
     f.name: f for f in dataclasses.fields(TrialRecord) if "when" in f.metadata
 }
-MEASURED: tuple[str, ...] = tuple(n for n, f in ATTRS.items() if f.metadata["when"] == "measured" and n != "reward")
+MEASURED: tuple[str, ...] = tuple(n for n, f in ATTRS.items() if f.metadata["when"] == "measured"
+                                  and n not in ("reward", "crashes", "crash"))
 
 
 def check(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from space.cost import Cost, cost
 from space.errors import SearchError
 from space.searchspace import SearchSpace
 
-INFEASIBLE_LIMIT = 1000  # consecutive over-budget samples before giving up
+SKIP_LIMIT = 1000  # consecutive over-budget or already-measured samples before giving up
 
 
 @dataclass(frozen=True)
@@ -110,11 +110,14 @@ class TrialPlanner:
     def __init__(self, *, study: optuna.Study, propose: Propose, budget: Budget, template: TrialTemplate,
                  n_trials: int, target_macs: float, objectives: tuple[str, ...],
                  before_ask: Callable[[], bool] | None = None,
-                 counts_toward: Callable[[FrozenTrial], bool] | None = None) -> None:
+                 counts_toward: Callable[[FrozenTrial], bool] | None = None, reuse_duplicates: bool = False) -> None:
         self.study, self.propose, self.budget, self.template = study, propose, budget, template
         self.n_trials, self.target_macs, self.objectives = n_trials, target_macs, objectives
         self.before_ask = before_ask  # may queue the next trial's params; False: nothing left to ask
         self.counts_toward = counts_toward  # which trials of the study count toward n_trials (default: all)
+        # an architecture the study already measured (same arch, resolution and epochs) is never trained
+        # again: a NAS study resamples; a study that needs every proposal's result (scaling) reuses it
+        self.reuse_duplicates = reuse_duplicates
 
     def _trials(self) -> list[FrozenTrial]:
         trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
@@ -137,7 +140,7 @@ class TrialPlanner:
 
     def next_candidate(self) -> Candidate | None:
         """A feasible trial to run, or None once the study holds (or is running) enough trials."""
-        for _ in range(INFEASIBLE_LIMIT):
+        for _ in range(SKIP_LIMIT):
             complete, running = self.counts()
             if complete + running >= self.n_trials:
                 return None
@@ -153,14 +156,43 @@ class TrialPlanner:
                 record.write(trial, {"infeasible": "; ".join(problems)})
                 self.study.tell(trial, state=TrialState.PRUNED)
                 continue
+            twin = self._twin(trial, proposal)
+            if twin is not None:
+                self._record_duplicate(trial, twin)
+                continue
             if self._surplus(trial):
                 record.write(trial, {"error": "surplus: other workers already run the remaining trials"})
                 self.study.tell(trial, state=TrialState.FAIL)
                 return None
             spec = self.template.spec(number=trial.number, arch=proposal.arch, resolution=proposal.resolution)
             return Candidate(trial=trial, spec=spec, cost=c)
-        raise SearchError(f"{INFEASIBLE_LIMIT} samples in a row broke the budget ({self.budget}); loosen "
-                          "--max-macs / --max-params or narrow the search space")
+        raise SearchError(f"{SKIP_LIMIT} samples in a row broke the budget ({self.budget}) or were architectures "
+                          "the study had already measured; loosen --max-macs / --max-params or widen the search "
+                          "space")
+
+    def _twin(self, trial: optuna.Trial, proposal: Proposal) -> FrozenTrial | None:
+        """A trial that measured (or, asked earlier, is measuring) the same architecture at the same budget.
+
+        Every worker records the architecture before it looks for a twin, so of two workers that propose the
+        same one at the same instant, the later trial always sees the earlier and yields.
+        """
+        key = (str(proposal.arch), proposal.resolution, self.template.train.epochs)
+        for other in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+            a = other.user_attrs
+            if other.number == trial.number or (a.get("arch"), a.get("resolution"), a.get("epochs")) != key:
+                continue
+            if other.state == TrialState.COMPLETE or (other.number < trial.number and not self.reuse_duplicates):
+                return other
+        return None
+
+    def _record_duplicate(self, trial: optuna.Trial, twin: FrozenTrial) -> None:
+        if self.reuse_duplicates:  # the twin's measurement stands for this proposal too
+            measured = {k: twin.user_attrs[k] for k in record.MEASURED + ("reward",) if k in twin.user_attrs}
+            record.write(trial, {**measured, "duplicate_of": twin.number})
+            self.study.tell(trial, list(twin.values))
+        else:  # not trained: the sampler proposes another
+            record.write(trial, {"duplicate_of": twin.number})
+            self.study.tell(trial, state=TrialState.PRUNED)
 
     def _surplus(self, trial: optuna.Trial) -> bool:
         """Another worker may have asked in the same instant: the later trial yields."""

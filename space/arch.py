@@ -13,6 +13,13 @@ from space.errors import UserError
 BLOCK_TYPES = ("ds", "ir")
 DEFAULT_STEM = 32
 DEFAULT_HEAD = 1280
+# Bounds far beyond any EfficientNet (B7: kernel 5, 13 repeats, 640 channels, expansion 6), so that a typo
+# fails at once instead of allocating terabytes or looping for hours.
+MAX_KERNEL = 63
+MAX_REPEATS = 256
+MAX_CHANNELS = 1 << 16
+MAX_EXPANSION = 64.0
+MAX_STAGES = 64
 
 
 @dataclass(frozen=True)
@@ -32,15 +39,15 @@ class StageSpec:
     def __post_init__(self) -> None:
         if self.block not in BLOCK_TYPES:
             raise UserError(f"unknown block type {self.block!r}; allowed: {', '.join(BLOCK_TYPES)}")
-        _check_int("repeats", self.repeats, minimum=1)
-        _check_int("kernel", self.kernel, minimum=1)
+        _check_int("repeats", self.repeats, minimum=1, maximum=MAX_REPEATS)
+        _check_int("kernel", self.kernel, minimum=1, maximum=MAX_KERNEL)
         if self.kernel % 2 == 0:
             raise UserError(f"kernel must be odd, got {self.kernel}")
         if self.stride not in (1, 2):
             raise UserError(f"stride must be 1 or 2, got {self.stride}")
-        _check_int("channels", self.channels, minimum=1)
-        if not (isinstance(self.expansion, (int, float)) and self.expansion >= 1):
-            raise UserError(f"expansion must be a number >= 1, got {self.expansion}")
+        _check_int("channels", self.channels, minimum=1, maximum=MAX_CHANNELS)
+        if not (isinstance(self.expansion, (int, float)) and 1 <= self.expansion <= MAX_EXPANSION):
+            raise UserError(f"expansion must be a number in [1, {MAX_EXPANSION:g}], got {self.expansion}")
         if self.block == "ds" and self.expansion != 1:
             raise UserError(f"a ds block has no expansion conv: expansion must be 1, got {self.expansion}")
         if not (isinstance(self.se, (int, float)) and 0 <= self.se <= 1):
@@ -105,8 +112,10 @@ class ArchSpec:
         object.__setattr__(self, "stages", tuple(self.stages))
         if not self.stages:
             raise UserError("an architecture needs at least one stage")
-        _check_int("stem channels", self.stem, minimum=1)
-        _check_int("head channels", self.head, minimum=1)
+        if len(self.stages) > MAX_STAGES:
+            raise UserError(f"an architecture has at most {MAX_STAGES} stages, got {len(self.stages)}")
+        _check_int("stem channels", self.stem, minimum=1, maximum=MAX_CHANNELS)
+        _check_int("head channels", self.head, minimum=1, maximum=MAX_CHANNELS)
 
     @classmethod
     def parse(cls, text: str) -> ArchSpec:
@@ -165,9 +174,10 @@ def _parse_int(value: str, key: str, text: str) -> int:
     return int(value)
 
 
-def _check_int(name: str, value: object, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UserError(f"{name} must be an integer >= {minimum}, got {value!r}")
+def _check_int(name: str, value: object, *, minimum: int, maximum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        shown = value if not isinstance(value, int) or abs(value) < 10**12 else f"{value:.3g}"
+        raise UserError(f"{name} must be an integer in [{minimum}, {maximum}], got {shown!r}")
 
 
 def _fmt(number: float) -> str:

@@ -11,10 +11,15 @@ from space.cost import cost
 from space.errors import UserError
 from space.rounding import round_filters, round_repeats
 
+MAX_MULTIPLIER = 64.0  # width or depth: B7 is 2.0 x 3.1
+MAX_COEFFICIENT = 4.0  # alpha, beta, gamma: the paper's are 1.2, 1.1, 1.15
+MAX_PHI = 16.0  # B7 is about phi = 6 with the paper's triple
+MAX_GRID_POINTS = 1_000_000  # (alpha, beta, gamma) points a grid search enumerates
+
 
 def check_multiplier(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
-        raise UserError(f"{name} must be a positive number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_MULTIPLIER:
+        raise UserError(f"{name} must be a number in (0, {MAX_MULTIPLIER:g}], got {value!r}")
 
 
 def scale(arch: ArchSpec, *, width: float = 1.0, depth: float = 1.0) -> ArchSpec:
@@ -45,8 +50,13 @@ class Triple:
 def check_coefficients(triple: Triple) -> None:
     for name in ("alpha", "beta", "gamma"):
         value = getattr(triple, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value < math.inf:
-            raise UserError(f"{name} must be a number >= 1, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= MAX_COEFFICIENT:
+            raise UserError(f"{name} must be a number in [1, {MAX_COEFFICIENT:g}], got {value!r}")
+
+
+def check_phi(phi: float) -> None:
+    if isinstance(phi, bool) or not isinstance(phi, (int, float)) or not 0 <= phi <= MAX_PHI:
+        raise UserError(f"phi must be a number in [0, {MAX_PHI:g}], got {phi!r}")
 
 
 def compound_grid(*, step: float = 0.05, tolerance: float = 0.1, max_coef: float = 2.0,
@@ -56,9 +66,12 @@ def compound_grid(*, step: float = 0.05, tolerance: float = 0.1, max_coef: float
         raise UserError(f"step must be > 0, got {step}")
     if not tolerance >= 0 or math.isinf(tolerance):
         raise UserError(f"tolerance must be >= 0, got {tolerance}")
-    if not 1 <= max_coef < math.inf:
-        raise UserError(f"max-coef must be >= 1, got {max_coef}")
+    if not 1 <= max_coef <= MAX_COEFFICIENT:
+        raise UserError(f"max-coef must be in [1, {MAX_COEFFICIENT:g}], got {max_coef}")
     count = int(math.floor((max_coef - 1) / step + 1e-9)) + 1
+    if count**3 > MAX_GRID_POINTS:
+        raise UserError(f"a grid from 1 to {max_coef:g} in steps of {step:g} has {count**3:,} (alpha, beta, gamma) "
+                        f"points, more than {MAX_GRID_POINTS:,}; raise --step or lower --max-coef")
     values = [round(1 + i * step, 10) for i in range(count)]
     return [Triple(a, b, g) for a in values for b in values for g in values
             if abs(a * b * b * g * g - target) <= tolerance + 1e-12]
@@ -94,8 +107,7 @@ class Member:
 def member(base: ArchSpec, *, resolution: int, triple: Triple, phi: float, multiple: int = 8,
            num_classes: int = 1000) -> Member:
     check_coefficients(triple)
-    if isinstance(phi, bool) or not isinstance(phi, (int, float)) or not 0 <= phi < math.inf:
-        raise UserError(f"phi must be a number >= 0, got {phi!r}")
+    check_phi(phi)
     depth, width = triple.alpha**phi, triple.beta**phi
     scaled = scale(base, width=width, depth=depth)
     size = scale_resolution(resolution, triple.gamma, phi, multiple=multiple)

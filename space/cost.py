@@ -40,9 +40,12 @@ def se_channels(in_channels: int, se: float) -> int:
     return max(1, int(in_channels * se))
 
 
+MAX_RESOLUTION = 8192  # far beyond any EfficientNet input (B7: 600)
+
+
 def check_resolution(resolution: int) -> None:
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
-        raise UserError(f"resolution must be a positive integer, got {resolution!r}")
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or not 1 <= resolution <= MAX_RESOLUTION:
+        raise UserError(f"resolution must be an integer in [1, {MAX_RESOLUTION}], got {resolution!r}")
 
 
 def check_num_classes(num_classes: int) -> None:

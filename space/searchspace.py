@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from space.arch import ArchSpec, StageSpec
+from space.arch import MAX_EXPANSION, MAX_KERNEL, MAX_REPEATS, ArchSpec, StageSpec
 from space.errors import UserError
 from space.rounding import round_filters
 
@@ -20,7 +20,8 @@ DEFAULT_CHOICES: dict[str, tuple] = {
     "se": (0.0, 0.25),
     "width": (0.75, 1.0, 1.25),
 }
-MAX_REPEATS = 4
+DEFAULT_MAX_REPEATS = 4  # the default space never goes past 4 blocks per stage
+MAX_WIDTH_RATIO = 16.0
 
 
 @dataclass(frozen=True)
@@ -39,20 +40,25 @@ class StageChoices:
             if len(set(values)) != len(values):
                 raise UserError(f"search space: {name} choices repeat: {list(values)}")
         for k in self.kernel:
-            if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
-                raise UserError(f"search space: kernel choices must be odd positive integers, got {k!r}")
+            if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_KERNEL or k % 2 == 0:
+                raise UserError(f"search space: kernel choices must be odd integers in [1, {MAX_KERNEL}], got {k!r}")
         for e in self.expansion:
-            if isinstance(e, bool) or not isinstance(e, (int, float)) or e < 1:
-                raise UserError(f"search space: expansion choices must be numbers >= 1, got {e!r}")
+            if isinstance(e, bool) or not isinstance(e, (int, float)) or not 1 <= e <= MAX_EXPANSION:
+                raise UserError(f"search space: expansion choices must be numbers in [1, {MAX_EXPANSION:g}], "
+                                f"got {e!r}")
         for s in self.se:
             if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 <= s <= 1:
                 raise UserError(f"search space: se choices must be in [0, 1], got {s!r}")
         for w in self.width:
-            if isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0:
-                raise UserError(f"search space: width choices must be positive numbers, got {w!r}")
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= MAX_WIDTH_RATIO:
+                raise UserError(f"search space: width choices must be numbers in (0, {MAX_WIDTH_RATIO:g}], got {w!r}")
         low, high = self.repeats
-        if any(isinstance(v, bool) or not isinstance(v, int) for v in (low, high)) or not 1 <= low <= high:
-            raise UserError(f"search space: repeats bounds must be integers with 1 <= low <= high, got {[low, high]}")
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in (low, high)) or \
+                not 1 <= low <= high <= MAX_REPEATS:
+            raise UserError(f"search space: repeats bounds must be integers with 1 <= low <= high <= {MAX_REPEATS}, "
+                            f"got {[low, high]}")
+        for name in ("expansion", "se", "width"):  # numbers as floats: 3 and 3.0 are one choice
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -78,11 +84,12 @@ class SearchSpace:
             values.update(overrides)
             values.update(stage_overrides.get(index, {}))
             stages.append(StageChoices(
-                kernel=tuple(values["kernel"]), expansion=tuple(float(e) for e in values["expansion"]),
-                se=tuple(float(s) for s in values["se"]), repeats=tuple(values["repeats"]),
-                width=tuple(float(w) for w in values["width"]),
+                kernel=tuple(values["kernel"]), expansion=tuple(values["expansion"]), se=tuple(values["se"]),
+                repeats=tuple(values["repeats"]), width=tuple(values["width"]),
             ))
-        return cls(base=base, stages=tuple(stages))
+        space = cls(base=base, stages=tuple(stages))
+        space.largest()  # every point is a valid architecture (channels, repeats within bounds)
+        return space
 
     def suggest(self, trial: Any) -> ArchSpec:
         """Ask ``trial`` (an optuna Trial) for every dimension of every stage."""
@@ -125,10 +132,25 @@ class SearchSpace:
 
     def smallest(self) -> ArchSpec:
         """The cheapest point: cost grows with every dimension, so take the least of each."""
+        return self._extreme(min, 0)
+
+    def largest(self) -> ArchSpec:
+        """The costliest point (the greatest of every dimension)."""
+        return self._extreme(max, 1)
+
+    def _extreme(self, pick, bound: int) -> ArchSpec:
         return self.arch({
-            f"s{i}_{name}": (c.repeats[0] if name == "repeats" else min(getattr(c, name)))
+            f"s{i}_{name}": (c.repeats[bound] if name == "repeats" else pick(getattr(c, name)))
             for i, c in enumerate(self.stages) for name in DIMENSIONS
         })
+
+    def distinct(self) -> int:
+        """How many different architectures the space holds: widths that round to the same channels are one."""
+        total = 1
+        for base, c in zip(self.base.stages, self.stages):
+            channels = {round_filters(base.channels, w) for w in c.width}
+            total *= len(c.kernel) * len(c.expansion) * len(c.se) * (c.repeats[1] - c.repeats[0] + 1) * len(channels)
+        return total
 
     def size(self) -> int:
         total = 1
@@ -145,7 +167,7 @@ class SearchSpace:
 
 
 def _default_repeats(repeats: int) -> tuple[int, int]:
-    return max(1, repeats - 1), max(repeats, min(MAX_REPEATS, repeats + 1))
+    return max(1, repeats - 1), max(repeats, min(DEFAULT_MAX_REPEATS, repeats + 1))
 
 
 def _check_keys(values: dict, where: str) -> None:

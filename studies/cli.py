@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
-from space.errors import SearchError, UserError
+from space.errors import SearchError, Terminated, UserError
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -209,11 +210,22 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0 done, 1 the work could not go on, 2 bad input, 130 Ctrl-C, 143 SIGTERM."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return _main(argv)
+    except Terminated:
+        print("effnas: terminated (SIGTERM); trials in flight were failed and requeued: the same command resumes",
+              file=sys.stderr)
+        return 143
     except KeyboardInterrupt:  # the running trial was failed and requeued; the same command resumes
-        print("effnas: interrupted", file=sys.stderr)
+        print("effnas: interrupted; trials in flight were failed and requeued: the same command resumes",
+              file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

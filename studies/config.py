@@ -18,7 +18,10 @@ from typing import Any
 
 import tomllib
 
+from search.files import read_bounded
 from search.settings import TrainSettings, declared, setting
+from space.compound import MAX_COEFFICIENT, MAX_PHI
+from space.cost import MAX_RESOLUTION
 from space.errors import UserError
 
 DEFAULT_STORAGE = "sqlite:///runs/effnas.db"
@@ -36,17 +39,22 @@ class ScaleSettings:
     baseline: str | None = setting(None, "best | TRIAL | PRESET | ARCH (best: the chosen baseline of the NAS "
                                          "study --study; required for family without --from-study)",
                                    optional=True, commands=SCALING)
-    phi: float = setting(1.0, "compound coefficient at which the grid's triples are compared", low=0, commands=SCALE)
+    phi: float = setting(1.0, "compound coefficient at which the grid's triples are compared", low=0,
+                         at_most=MAX_PHI, commands=SCALE)
     step: float = setting(0.05, "grid step", positive=True, commands=SCALE)
     tolerance: float = setting(0.1, "allowed |alpha*beta^2*gamma^2 - 2|", low=0, commands=SCALE)
-    max_coef: float = setting(2.0, "largest coefficient on the grid", low=1, commands=SCALE)
+    max_coef: float = setting(2.0, "largest coefficient on the grid", low=1, at_most=MAX_COEFFICIENT,
+                              commands=SCALE)
     resolution_multiple: int = setting(8, "scaled resolutions round to the nearest multiple of this", low=1,
                                        commands=SCALING)
-    alpha: float | None = setting(None, "depth coefficient", low=1, optional=True, commands=FAMILY)
-    beta: float | None = setting(None, "width coefficient", low=1, optional=True, commands=FAMILY)
-    gamma: float | None = setting(None, "resolution coefficient", low=1, optional=True, commands=FAMILY)
+    alpha: float | None = setting(None, "depth coefficient", low=1, at_most=MAX_COEFFICIENT, optional=True,
+                                  commands=FAMILY)
+    beta: float | None = setting(None, "width coefficient", low=1, at_most=MAX_COEFFICIENT, optional=True,
+                                 commands=FAMILY)
+    gamma: float | None = setting(None, "resolution coefficient", low=1, at_most=MAX_COEFFICIENT, optional=True,
+                                  commands=FAMILY)
     phis: tuple[float, ...] = setting((1.0, 2.0, 3.0), "compound coefficients of the family", low=0,
-                                      commands=FAMILY, flag="--phi")
+                                      at_most=MAX_PHI, commands=FAMILY, flag="--phi")
     num_classes: int | None = setting(None, "classes the costs are counted for (default: the study's, else 1000)",
                                       low=1, optional=True, commands=FAMILY)
 
@@ -57,7 +65,7 @@ class StudyConfig:
     storage: str = setting(DEFAULT_STORAGE, "Optuna storage URL (SQLite file, PostgreSQL, journal file)")
     dataset: str = setting("digits", "digits, cifar10:PATH or folder:PATH")
     trials: int = setting(20, "the study ends holding this many complete trials", low=1, commands=SEARCH)
-    resolution: int = setting(32, "input resolution of every trial", low=4)
+    resolution: int = setting(32, "input resolution of every trial", low=4, at_most=MAX_RESOLUTION)
     sampler: str = setting("nsga2", "search strategy", choices=("nsga2", "tpe", "random", "mnas"), commands=SEARCH)
     max_macs: int | None = setting(None, "hard MACs budget, checked before training", low=1, optional=True,
                                    commands=SEARCH)
@@ -66,7 +74,7 @@ class StudyConfig:
     target_macs: int | None = setting(None, "T of the MnasNet reward (default: the base's MACs)", low=1,
                                       optional=True, commands=SEARCH)
     executor: str = setting("local", "where trials run", choices=("local", "ray"))
-    seed: int = setting(0, "seed of the sampler, the split and the training", low=0)
+    seed: int = setting(0, "seed of the sampler, the split and the training", low=0, at_most=2**32 - 1)
     base: str = setting("efficientnet-b0", "the architecture the space is built around (preset or arch)",
                         commands=SEARCH)
     max_failures: int = setting(5, "consecutive failed trials that stop the study (and Ray's retries)", low=1)
@@ -105,6 +113,7 @@ class Field:
     item: type | None = None  # the element type of a tuple field
     low: float | None = None  # inclusive
     high: float | None = None  # exclusive
+    at_most: float | None = None  # inclusive
     positive: bool = False  # strictly > 0
     optional: bool = False
     choices: tuple[str, ...] = ()
@@ -142,6 +151,8 @@ class Field:
             raise UserError(f"{where}: {self.name} must be >= {_num(self.low)}, got {value!r}")
         if self.high is not None and value >= self.high:
             raise UserError(f"{where}: {self.name} must be < {_num(self.high)}, got {value!r}")
+        if self.at_most is not None and value > self.at_most:
+            raise UserError(f"{where}: {self.name} must be <= {_num(self.at_most)}, got {_shown(value)}")
         if self.choices and value not in self.choices:
             raise UserError(f"{where}: unknown {self.name} {value!r}; allowed: {', '.join(self.choices)}")
         if self.pattern and not re.fullmatch(self.pattern, value):
@@ -172,6 +183,7 @@ def _fields_of(cls: type, group: str | None) -> list[Field]:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         out.append(Field(name=f.name, kind=kind, item=item, default=default, help=meta["help"], group=group,
                          commands=meta["commands"] or TRAINING_COMMANDS, low=meta["low"], high=meta["high"],
+                         at_most=meta["at_most"],
                          positive=meta["positive"], optional=meta["optional"], choices=meta["choices"],
                          pattern=meta["pattern"], flag_name=meta["flag"]))
     return out
@@ -217,23 +229,25 @@ def _kind_name(kind: type) -> str:
     return {int: "an integer", float: "a number", str: "a string"}[kind]
 
 
+def _shown(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, (int, float)) and abs(value) >= 1e12 else repr(value)
+
+
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
+STUDY_FILE_LIMIT = 1 << 20  # bytes: a study file is a page of settings
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
+    data = read_bounded(path, limit=STUDY_FILE_LIMIT, what="config file")
     try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise UserError(f"config file {str(path)!r} does not exist") from None
-    except IsADirectoryError:
-        raise UserError(f"config file {str(path)!r} is a directory") from None
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UserError(f"config file {str(path)!r} is not UTF-8 text: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"config file {str(path)!r} cannot be read: {exc}") from None
 
 
 def load_config(*, file: str | Path | None = None, overrides: dict[str, Any] | None = None,

@@ -17,7 +17,7 @@ from space.errors import UserError
 from space.searchspace import SearchSpace
 from studies import __version__
 from studies.config import StudyConfig, space_options
-from studies.runner import check_data, drive, storage_for, template
+from studies.runner import create_or_join, drive, preflight, storage_for, template
 from studies.storage import mask_url
 from studies.tables import text_table
 
@@ -41,7 +41,10 @@ def plan_search(config: StudyConfig) -> Plan:
     base, _ = presets.resolve(config.base)
     overrides, per_stage = space_options(config.space)
     space = SearchSpace.around(base, overrides=overrides, stage_overrides=per_stage)
-    data = check_data(config)
+    if space.distinct() < config.trials:
+        raise UserError(f"the search space holds {space.distinct()} distinct architectures; --trials "
+                        f"{config.trials} asks for more (every architecture is trained once)")
+    data = preflight(config)
     budget = Budget(max_macs=config.max_macs, max_params=config.max_params)
     smallest = cost(space.smallest(), config.resolution, num_classes=data.num_classes)
     problems = budget.violations(smallest)
@@ -74,35 +77,31 @@ def study_attrs(plan: Plan) -> dict[str, Any]:
 def open_study(plan: Plan, storage: optuna.storages.BaseStorage) -> optuna.Study:
     """Create the study, or load it to resume; refuse one made for another kind, space or strategy."""
     config, strategy = plan.config, plan.strategy
-    sampler = strategy.make(config.seed, config.trials)
-    directions = list(strategy.directions)
-    try:
-        study = optuna.load_study(study_name=config.study, storage=storage, sampler=sampler)
-    except KeyError:
-        study = optuna.create_study(study_name=config.study, storage=storage, sampler=sampler,
-                                    directions=directions, load_if_exists=True)
-    attrs = study.user_attrs
-    if "kind" in attrs:
-        if attrs["kind"] != "nas":
-            raise UserError(f"study {config.study!r} is a {attrs['kind']} study, not a NAS study")
-        if [d.name.lower() for d in study.directions] != directions:
-            raise UserError(f"study {config.study!r} was created with sampler {attrs.get('sampler')!r}, "
-                            f"whose objectives differ from {strategy.name!r}'s")
-        if attrs.get("space") != study_attrs(plan)["space"] or attrs.get("resolution") != config.resolution \
-                or attrs.get("dataset") != config.dataset:
-            raise UserError(f"study {config.study!r} was created with another search space, dataset or "
-                            "resolution; use another --study name")
-        return study
-    study.set_metric_names(list(strategy.metric_names))
     attrs = study_attrs(plan)
-    for key, value in attrs.items():
-        if key != "kind":
-            study.set_user_attr(key, value)
-    base = plan.space.base_params()
-    if base is not None and not study.trials and not plan.budget.violations(
-            cost(plan.space.base, config.resolution, num_classes=plan.template.num_classes)):
-        study.enqueue_trial(base, user_attrs={"enqueued": "base architecture"})
-    study.set_user_attr("kind", attrs["kind"])  # last: a concurrent worker sees a complete record or none
+
+    def setup(study: optuna.Study) -> None:
+        study.set_metric_names(list(strategy.metric_names))
+        for key, value in attrs.items():
+            if key != "kind":
+                study.set_user_attr(key, value)
+        base = plan.space.base_params()
+        if base is not None and not study.trials and not plan.budget.violations(
+                cost(plan.space.base, config.resolution, num_classes=plan.template.num_classes)):
+            study.enqueue_trial(base, user_attrs={"enqueued": "base architecture"})
+        study.set_user_attr("kind", attrs["kind"])  # last: a joining worker waits for a complete record
+
+    study = create_or_join(config.study, storage, directions=list(strategy.directions),
+                           sampler=strategy.make(config.seed, config.trials), setup=setup)
+    existing = study.user_attrs
+    if existing.get("kind") != "nas":
+        raise UserError(f"study {config.study!r} is a {existing.get('kind')} study, not a NAS study")
+    if [d.name.lower() for d in study.directions] != list(strategy.directions):
+        raise UserError(f"study {config.study!r} was created with sampler {existing.get('sampler')!r}, "
+                        f"whose objectives differ from {strategy.name!r}'s")
+    if existing.get("space") != attrs["space"] or existing.get("resolution") != config.resolution \
+            or existing.get("dataset") != config.dataset:
+        raise UserError(f"study {config.study!r} was created with another search space, dataset or "
+                        "resolution; use another --study name")
     return study
 
 

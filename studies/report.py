@@ -1,11 +1,13 @@
 """``effnas report``: HTML pages for the studies in a storage, and an export of their trials."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import optuna
 import pandas as pd
 
+from search.files import check_writable, write_atomic
 from space.errors import UserError
 from studies.storage import mask_url, open_storage
 
@@ -13,16 +15,17 @@ EXPORT_SUFFIXES = (".csv", ".parquet")
 
 
 def run_report(*, storage_url: str, names: list[str] | None, out: str, export: str | None) -> list[Path]:
+    """Check every output path, then write the pages (and the export); nothing is written on a bad path."""
     out_dir = Path(out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out!r} exists and is not a directory")
+    check_writable(out_dir, what="--out", directory=True)
     if export is not None:
         suffix = Path(export).suffix.lower()
         if suffix not in EXPORT_SUFFIXES:
             raise UserError(f"--export {export!r}: the file must end in {' or '.join(EXPORT_SUFFIXES)}")
-        if not Path(export).resolve().parent.is_dir():
+        if not Path(export).parent.resolve().is_dir():
             raise UserError(f"--export {export!r}: directory {str(Path(export).parent)!r} does not exist")
-    storage = open_storage(storage_url, create=False)
+        check_writable(Path(export), what="--export")
+    storage = open_storage(storage_url, write=False)
     available = optuna.get_all_study_names(storage)
     if not available:
         raise UserError(f"storage {mask_url(storage_url)!r} holds no study")
@@ -48,6 +51,8 @@ def export_trials(storage, names: list[str], path: Path) -> None:
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
     if path.suffix.lower() == ".csv":
-        table.to_csv(path, index=False)
+        write_atomic(path, table.to_csv(index=False))
     else:
-        table.to_parquet(path, index=False)
+        buffer = io.BytesIO()
+        table.to_parquet(buffer, index=False)
+        write_atomic(path, buffer.getvalue())

@@ -3,6 +3,8 @@ written, open the storage, drive the executor with a progress line, and on Ctrl-
 fail and requeue the trials this process holds."""
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -12,10 +14,10 @@ from search import lifecycle, record, selection
 from search.data import check_spec
 from search.executors import make_executor
 from search.trial import Candidate, TrialPlanner, TrialTemplate
-from space.errors import UserError
+from space.errors import Terminated, UserError
 from studies.config import DEFAULT_STORAGE, StudyConfig
 from studies.progress import Progress
-from studies.storage import open_storage
+from studies.storage import check_storage_url, open_storage
 
 
 @dataclass(frozen=True)
@@ -24,9 +26,10 @@ class DataInfo:
     split: dict
 
 
-def check_data(config: StudyConfig) -> DataInfo:
-    """Check the executor's settings and load the dataset on the driver: a bad one fails here, before
-    anything is written. With the local executor the loaded copy stays cached for the trials."""
+def preflight(config: StudyConfig) -> DataInfo:
+    """Check the storage and the executor's settings, and load the dataset on the driver: a bad one fails
+    here, before anything is written. With the local executor the loaded copy stays cached for the trials."""
+    check_storage_url(config.storage, write=True, create_default_dir=config.storage == DEFAULT_STORAGE)
     make_executor(config.executor, **config.executor_settings()).check()
     check_spec(config.dataset)
     from search.worker import load_cached
@@ -58,7 +61,32 @@ def template(config: StudyConfig, num_classes: int) -> TrialTemplate:
 
 def storage_for(config: StudyConfig) -> optuna.storages.BaseStorage:
     """The study's storage; the default SQLite file's folder is created on first use."""
-    return open_storage(config.storage, create_default_dir=config.storage == DEFAULT_STORAGE)
+    return open_storage(config.storage, write=True, create_default_dir=config.storage == DEFAULT_STORAGE)
+
+
+SETUP_WAIT = 30.0  # seconds a joining worker waits for the creator to finish setting a new study up
+
+
+def create_or_join(name: str, storage: optuna.storages.BaseStorage, *, directions: list[str],
+                   sampler: optuna.samplers.BaseSampler | None, setup: Callable[[optuna.Study], None]) -> optuna.Study:
+    """Create the study and set it up, or join it once its creator has set it up.
+
+    Exactly one of the workers that start a study together creates it (Optuna refuses the others), so
+    set-up work such as queueing the base architecture happens once per study, whatever the race. The
+    set-up writes the ``kind`` attribute last; a joiner waits for it, and takes over the set-up if the
+    creator died before finishing it.
+    """
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, directions=directions)
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+        deadline = time.monotonic() + SETUP_WAIT
+        while "kind" not in study.user_attrs and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if "kind" in study.user_attrs:
+            return study
+    setup(study)
+    return study
 
 
 def drive(config: StudyConfig, planner: TrialPlanner, *, total: int, header: str, err: TextIO) -> None:
@@ -78,8 +106,9 @@ def drive(config: StudyConfig, planner: TrialPlanner, *, total: int, header: str
 
     try:
         make_executor(config.executor, **config.executor_settings()).run(planner, on_trial=on_trial)
-    except KeyboardInterrupt:
-        lifecycle.release_own_trials(study, reason="interrupted")
+    except KeyboardInterrupt as stop:
+        lifecycle.release_own_trials(study, reason="terminated (SIGTERM)" if isinstance(stop, Terminated)
+                                     else "interrupted")
         raise
     finally:
         progress.close()

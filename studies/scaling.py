@@ -23,7 +23,7 @@ from space.cost import cost
 from space.errors import UserError
 from studies import __version__
 from studies.config import StudyConfig
-from studies.runner import check_data, drive, storage_for, template
+from studies.runner import create_or_join, drive, preflight, storage_for, template
 from studies.storage import mask_url, open_storage
 
 
@@ -61,7 +61,7 @@ def resolve_baseline(text: str, *, config: StudyConfig) -> Baseline:
 
 
 def _load_nas_study(config: StudyConfig) -> optuna.Study:
-    storage = open_storage(config.storage, create=False)
+    storage = open_storage(config.storage, write=False)
     try:
         study = optuna.load_study(study_name=config.study, storage=storage)
     except KeyError:
@@ -98,19 +98,20 @@ def _member(baseline: Baseline, triple: Triple, phi: float, config: StudyConfig)
 
 
 def open_scaling_study(name: str, storage: Any, attrs: dict[str, Any], *, check: tuple[str, ...]) -> optuna.Study:
-    study = optuna.create_study(study_name=name, storage=storage, directions=["maximize", "minimize"],
-                                load_if_exists=True)
+    def setup(study: optuna.Study) -> None:
+        study.set_metric_names(["accuracy", "macs"])
+        for key, value in attrs.items():
+            if key != "kind":
+                study.set_user_attr(key, value)
+        study.set_user_attr("kind", attrs["kind"])
+
+    study = create_or_join(name, storage, directions=["maximize", "minimize"], sampler=None, setup=setup)
     existing = study.user_attrs
-    if "kind" in existing:
-        if existing["kind"] != "scaling":
-            raise UserError(f"study {name!r} is a {existing['kind']} study, not a scaling study")
-        for key in check:
-            if existing.get(key) != attrs.get(key):
-                raise UserError(f"study {name!r} was made with another {key}; use another --study name")
-        return study
-    study.set_metric_names(["accuracy", "macs"])
-    for key, value in attrs.items():
-        study.set_user_attr(key, value)
+    if existing.get("kind") != "scaling":
+        raise UserError(f"study {name!r} is a {existing.get('kind')} study, not a scaling study")
+    for key in check:
+        if existing.get(key) != attrs.get(key):
+            raise UserError(f"study {name!r} was made with another {key}; use another --study name")
     return study
 
 
@@ -165,7 +166,7 @@ def _train_members(config: StudyConfig, study: optuna.Study, members: dict[tuple
     planner = TrialPlanner(study=study, propose=propose, budget=Budget(), template=template(config, num_classes),
                            n_trials=len(members), target_macs=study.user_attrs["base_macs"],
                            objectives=("accuracy", "macs"), before_ask=queue_next,
-                           counts_toward=lambda t: key_of(t) is not None)
+                           counts_toward=lambda t: key_of(t) is not None, reuse_duplicates=True)
     header = (f"{label} in {mask_url(config.storage)}; {config.dataset}, {config.train.epochs} epoch(s) per "
               "trial")
     drive(config, planner, total=len(members), header=header, err=err)
@@ -174,7 +175,7 @@ def _train_members(config: StudyConfig, study: optuna.Study, members: dict[tuple
 def run_scale(config: StudyConfig, baseline: Baseline, *, err: TextIO = sys.stderr) -> dict[str, Any]:
     """Train every triple of the grid (resuming what is done) and return the best one."""
     s = config.scale
-    data = check_data(config)
+    data = preflight(config)
     triples = grid_triples(config)
     options = {"phi": s.phi, "step": s.step, "tolerance": s.tolerance, "max_coef": s.max_coef,
                "resolution_multiple": s.resolution_multiple}
@@ -207,7 +208,7 @@ def best_triple(study: optuna.Study) -> dict[str, Any]:
 
 def load_scaling_study(config: StudyConfig, name: str) -> optuna.Study:
     """``name`` is a scaling study, or a NAS study whose ``name-scaling`` holds the grid."""
-    storage = open_storage(config.storage, create=False)
+    storage = open_storage(config.storage, write=False)
     names = optuna.get_all_study_names(storage)
     for candidate in (name, f"{name}-scaling"):
         if candidate in names:
@@ -259,7 +260,7 @@ def derive_family(config: StudyConfig, *, from_study: str | None) -> Family:
 def train_family(config: StudyConfig, fam: Family, *, err: TextIO = sys.stderr) -> dict[float, float]:
     """Train every member into the scaling study (role ``family``); returns accuracy per phi."""
     study_name = fam.scaling_study.study_name if fam.scaling_study is not None else f"{config.study}-scaling"
-    data = check_data(config)
+    data = preflight(config)
     attrs = _study_attrs(config, fam.baseline, data.num_classes, data.split,
                          {"resolution_multiple": config.scale.resolution_multiple})
     study = open_scaling_study(study_name, storage_for(config), attrs, check=("baseline", "base_resolution",

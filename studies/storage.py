@@ -7,6 +7,7 @@ from typing import Any
 
 import optuna
 
+from search.files import check_writable
 from search.lifecycle import GRACE_PERIOD, HEARTBEAT_INTERVAL, requeue
 from space.errors import UserError
 
@@ -49,12 +50,19 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url[len("sqlite:///"):].split("?", 1)[0])
 
 
-def check_storage_url(url: str, *, create_default_dir: bool = False) -> None:
-    """Reject a URL that cannot be a persistent storage, before anything is created."""
+def check_storage_url(url: str, *, write: bool, create_default_dir: bool = False) -> None:
+    """Reject a URL that cannot be a persistent storage (or, with ``write``, one effnas cannot write),
+    before anything is created."""
     if url.startswith("journal:"):
         path = Path(url[len("journal:"):])
-        if not str(path) or not path.parent.is_dir():
+        if not str(path):
+            raise UserError(f"storage {url!r}: a journal storage is journal:FILE")
+        if path.is_dir():
+            raise UserError(f"storage {url!r} names a directory; a journal storage is journal:FILE")
+        if not path.parent.is_dir():
             raise UserError(f"storage {url!r}: directory {str(path.parent)!r} does not exist")
+        if write:
+            check_writable(path, what="storage")
         return
     if "://" not in url:
         raise UserError(f"unusable storage URL {mask_url(url)!r}; expected sqlite:///FILE, "
@@ -68,52 +76,86 @@ def check_storage_url(url: str, *, create_default_dir: bool = False) -> None:
         raise UserError(f"storage {url!r} is not a file: a study must outlive the process")
     if path.is_dir():
         raise UserError(f"storage {url!r} names a directory")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise UserError(f"storage {url!r}: {str(path.parent)!r} exists and is not a directory")
     if not path.parent.is_dir() and not create_default_dir:
         raise UserError(f"storage {url!r}: directory {str(path.parent)!r} does not exist")
     if path.exists() and path.stat().st_size:
-        with open(path, "rb") as handle:
-            if handle.read(16) != SQLITE_MAGIC:
-                raise UserError(f"storage {url!r} is not a SQLite database")
+        check_sqlite_file(path, url)
+    if write:
+        check_writable(path, what="storage")
 
 
-def open_storage(url: str, *, create: bool = True, create_default_dir: bool = False) -> optuna.storages.BaseStorage:
-    """An Optuna storage for ``url``; with ``create`` False, a SQLite file must already exist."""
-    check_storage_url(url, create_default_dir=create_default_dir)
+def check_sqlite_file(path: Path, url: str) -> None:
+    """A SQLite file effnas may use: Optuna's, or an empty database; never another application's."""
+    import sqlite3
+
+    with open(path, "rb") as handle:
+        if handle.read(16) != SQLITE_MAGIC:
+            raise UserError(f"storage {url!r} is not a SQLite database")
+    try:
+        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60) as conn:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise UserError(f"storage {url!r} is not a readable SQLite database: {exc}") from None
+    if tables and not {"studies", "trials"} <= tables:
+        shown = ", ".join(sorted(tables)[:5]) + (", …" if len(tables) > 5 else "")
+        raise UserError(f"storage {url!r} is another application's SQLite database (tables: {shown}); "
+                        "effnas will not add its tables to it")
+
+
+def open_storage(url: str, *, write: bool, create_default_dir: bool = False) -> optuna.storages.BaseStorage:
+    """An Optuna storage for ``url``. A reader (``write`` False) needs an existing SQLite or journal file; a
+    writer needs one it can write, or a folder in which to create it."""
+    check_storage_url(url, write=write, create_default_dir=create_default_dir)
     path = sqlite_path(url)
-    if path is not None and not path.exists() and not create:
+    if path is not None and not path.exists() and not write:
         raise UserError(f"storage {url!r} does not exist")
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         file = Path(url[len("journal:"):])
-        if not file.exists() and not create:
+        if not file.exists() and not write:
             raise UserError(f"storage {url!r} does not exist")
         return JournalStorage(JournalFileBackend(str(file)))
     if path is not None and create_default_dir:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"storage {url!r}: cannot create {str(path.parent)!r} ({exc.strerror or exc})") from None
     engine_kwargs: dict[str, Any] = {}
     if path is not None:
         engine_kwargs = {"connect_args": {"timeout": 60}}
     else:
         engine_kwargs = {"pool_pre_ping": True}
-    for attempt in range(5):
+    for attempt in range(8):
         try:
             return optuna.storages.RDBStorage(
                 url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
                 heartbeat_stale_trial_callback=requeue,
             )
         except Exception as exc:  # SQLAlchemy / driver errors: unreachable host, bad credentials, no driver
-            if _creation_race(exc) and attempt < 4:
+            if _creation_race(exc) and attempt < 7:
                 time.sleep(0.5 * (attempt + 1))  # another worker is creating the tables right now
                 continue
-            reason = scrub(" ".join(str(exc).split()), url)[:300]
-            raise UserError(f"cannot open storage {mask_url(url)!r}: {reason}") from None
+            raise UserError(f"cannot open storage {mask_url(url)!r}: {_reason(exc, url)}") from None
     raise AssertionError("unreachable")
 
 
+def _reason(exc: Exception, url: str) -> str:
+    text = scrub(" ".join(str(exc).split()), url)[:300]
+    if "Failed to import DB access module" in text or isinstance(exc, ModuleNotFoundError):
+        return (f"{text} (the database driver is not installed: for PostgreSQL, "
+                "pip install 'effnas[postgres]', which gives SQLAlchemy's default driver, psycopg 3)")
+    return text
+
+
 def _creation_race(exc: Exception) -> bool:
-    """Workers that create Optuna's tables at the same instant collide on PostgreSQL; a retry sees them."""
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
+    """Workers that create Optuna's tables at the same instant collide (PostgreSQL and SQLite alike); a retry
+    sees the other's tables."""
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     text = str(exc)
-    return isinstance(exc, (IntegrityError, ProgrammingError)) and ("already exists" in text or "duplicate" in text)
+    return isinstance(exc, (IntegrityError, ProgrammingError, OperationalError)) and (
+        "already exists" in text or "duplicate" in text or "database is locked" in text)

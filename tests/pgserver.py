@@ -55,10 +55,12 @@ class PostgresServer:
                 time.sleep(0.2)
         return self
 
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql+psycopg2://effnas:{PASSWORD}@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "postgres", *, driver: str = "") -> str:
+        """README's form, postgresql://USER:PASS@HOST/DB (SQLAlchemy's default driver, psycopg 3), or +DRIVER."""
+        scheme = f"postgresql+{driver}" if driver else "postgresql"
+        return f"{scheme}://effnas:{PASSWORD}@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str) -> str:
+    def create_database(self, name: str, *, driver: str = "") -> str:
         import psycopg2
 
         conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="effnas", password=PASSWORD, dbname="postgres")
@@ -66,7 +68,7 @@ class PostgresServer:
         with conn.cursor() as cursor:
             cursor.execute(f'CREATE DATABASE "{name}"')
         conn.close()
-        return self.url(name)
+        return self.url(name, driver=driver)
 
     def stop(self) -> None:
         try:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from search import record
 from search.executors.base import FailureStreak, OnTrial
 from search.lifecycle import HEARTBEAT_INTERVAL, Heartbeat
 from search.record import MEASURED
@@ -91,6 +92,38 @@ def _searcher_class():
     return StudySearcher
 
 
+def _crash_recorder_class():
+    from ray.tune import Callback
+
+    class CrashRecorder(Callback):
+        """Ray retries a trial whose worker died (SIGKILL, a lost node) without telling the searcher: record
+        each retry on the study's trial, so the study says what happened."""
+
+        def __init__(self, searcher: Any) -> None:
+            self.searcher = searcher
+
+        def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            if self.searcher is None:
+                return
+            with self.searcher.lock:
+                candidate = self.searcher.live.get(trial.trial_id)
+            if candidate is None:
+                return
+            error = (trial.get_error() or "the worker died").strip().splitlines()
+            try:
+                record.write(candidate.trial, {"crashes": int(trial.num_failures), "crash": error[-1][:500]})
+            except Exception:  # the record is a courtesy; the retry goes on whatever the storage says
+                pass
+
+        def __getstate__(self) -> dict:
+            return {}
+
+        def __setstate__(self, state: dict) -> None:
+            self.searcher = None
+
+    return CrashRecorder
+
+
 def check_reachable(address: str, timeout: float = 5.0) -> None:
     """Fail fast, in one line, when nothing listens at HOST:PORT (Ray itself retries for a minute)."""
     if address in ("auto", "local") or "://" in address:
@@ -153,9 +186,11 @@ class RayExecutor:
             try:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
                          logging_level="ERROR", configure_logging=True)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise UserError(f"cannot join the Ray cluster at {self.address}: {exc} (with token "
-                                "authentication, set RAY_AUTH_MODE=token as for any Ray driver)") from None
+            except Exception as exc:  # Ray raises many kinds here; each is a set-up problem for the user
+                reason = " ".join(str(exc).split())[:300]
+                where = f"join the Ray cluster at {self.address}" if self.address else "start a local Ray instance"
+                raise UserError(f"cannot {where}: {reason} (with token authentication, set RAY_AUTH_MODE=token as "
+                                "for any Ray driver; Ray processes left by a killed run: `ray stop --force`)") from None
         failures = FailureStreak(self.max_failures)
         stop = threading.Event()
 
@@ -187,7 +222,7 @@ class RayExecutor:
                     run_config=tune.RunConfig(
                         name="effnas", storage_path=results_dir, verbose=0,
                         failure_config=tune.FailureConfig(max_failures=self.max_failures),
-                        stop=_Stop(stop),
+                        stop=_Stop(stop), callbacks=[_crash_recorder_class()(searcher)],
                     ),
                 )
                 tuner.fit()

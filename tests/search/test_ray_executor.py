@@ -77,3 +77,31 @@ def test_unreachable_ray_address_is_an_error(tmp_path):
     result = effnas("search", "--executor", "ray", "--address", f"127.0.0.1:{free_port()}", "--study", "x",
                     "--storage", url, "--trials", "1", *FAST, timeout=300)
     assert_user_error(result, "cannot reach the Ray cluster")
+
+
+def test_a_killed_ray_worker_is_retried_and_recorded(tmp_path):
+    """Ray retries a trial whose worker died; the study records it (crashes, crash) on the retried trial."""
+    import signal
+    import time
+
+    url = f"sqlite:///{tmp_path}/s.db"
+    process = subprocess.Popen([sys.executable, "-m", "studies.cli", "search", "--executor", "ray", "--study", "k",
+                                "--storage", url, "--trials", "2", "--dataset", "digits", "--epochs", "4",
+                                "--resolution", "16", "--base", TINY_BASE],
+                               cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    deadline, victim = time.time() + 180, None
+    while time.time() < deadline and victim is None:
+        time.sleep(0.5)
+        found = subprocess.run(["pgrep", "-f", "ray::ImplicitFunc"], capture_output=True, text=True).stdout.split()
+        victim = int(found[0]) if found else None
+    assert victim is not None, "no Ray trial process appeared"
+    time.sleep(3)  # inside the trial's training
+    os.kill(victim, signal.SIGKILL)
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-3000:]
+    study = optuna.load_study(study_name="k", storage=url)
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 2
+    crashed = [t for t in study.trials if t.user_attrs.get("crashes")]
+    assert crashed and crashed[0].user_attrs["crash"]
+    assert not ray_processes()

@@ -108,7 +108,11 @@ def test_kills_at_ten_random_points_lose_no_complete_trial(tmp_path):
           f"complete, {len(final.get('FAIL', []))} failed (dead runs' trials, requeued)")
 
 
-def test_ctrl_c_fails_the_running_trial_exits_130_and_resumes(tmp_path):
+@pytest.mark.parametrize("signum, status, reason", [(signal.SIGINT, 130, "interrupted"),
+                                                    (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_ctrl_c_or_sigterm_fails_the_running_trial_and_resumes(tmp_path, signum, status, reason):
+    """Ctrl-C (SIGINT) and SIGTERM (SLURM, Kubernetes, `timeout`) alike: the trial in flight is failed and
+    requeued, one line says so, exit 130 or 143, and the same command finishes the study."""
     url = f"sqlite:///{tmp_path}/i.db"
     args = ["search", "--study", "i", "--storage", url, "--trials", "6", *FAST]
     process = popen(*args)
@@ -124,10 +128,11 @@ def test_ctrl_c_fails_the_running_trial_exits_130_and_resumes(tmp_path):
             continue
         ready = done >= 1 and running > 0
     assert ready, "the study never had a running trial"
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 130, err
+    assert process.returncode == status, err
     assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("effnas: ") and "requeued" in err.strip().splitlines()[-1]
     interrupted = states(url, "i")
     assert "RUNNING" not in interrupted and interrupted.get("FAIL")
     result = effnas(*args)
@@ -135,7 +140,7 @@ def test_ctrl_c_fails_the_running_trial_exits_130_and_resumes(tmp_path):
     study = optuna.load_study(study_name="i", storage=url)
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 6
     failed = study.get_trials(states=(TrialState.FAIL,))
-    assert all(t.user_attrs["error"] == "interrupted" for t in failed)
+    assert all(t.user_attrs["error"] == reason for t in failed)
     retried = {t.user_attrs.get("retry_of") for t in study.trials}
     assert {t.number for t in failed} <= retried
 
@@ -145,7 +150,7 @@ def test_stale_heartbeat_of_another_host_is_failed_and_retried(tmp_path):
     from studies.storage import open_storage
 
     url = f"sqlite:///{tmp_path}/h.db"
-    storage = open_storage(url)
+    storage = open_storage(url, write=True)
     study = optuna.create_study(study_name="h", storage=storage)
     trial = study.ask()
     trial.suggest_int("x", 0, 10)
