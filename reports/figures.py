@@ -8,8 +8,7 @@ import optuna
 import pandas as pd
 import plotly.graph_objects as go
 
-from reports.front import FrontInfo
-from search.record import TrialRecord
+from reports.info import FrontInfo, ScalingInfo
 
 LAYOUT = {"template": "plotly_white", "height": 460, "margin": {"l": 60, "r": 20, "t": 30, "b": 50}}
 
@@ -85,32 +84,48 @@ def importance_figure(study: optuna.Study) -> go.Figure | None:
     return fig
 
 
-def grid_figure(grid: pd.DataFrame, best: TrialRecord) -> go.Figure:
-    text = [f"α {r.alpha:.2f} β {r.beta:.2f} γ {r.gamma:.2f}<br>accuracy {r.accuracy:.4f}<br>MACs {int(r.macs):,}"
-            f"<br>real ratio {r.macs_ratio:.3f}" for r in grid.itertuples()]
-    fig = go.Figure(go.Scatter3d(
-        x=grid["alpha"], y=grid["beta"], z=grid["gamma"], mode="markers", text=text,
-        hovertemplate="%{text}<extra></extra>", name="triples",
-        marker={"size": 6, "color": grid["accuracy"], "colorscale": "Viridis", "colorbar": {"title": "accuracy"}}))
-    fig.add_trace(go.Scatter3d(x=[best.alpha], y=[best.beta], z=[best.gamma], mode="markers",
-                               name="chosen", marker={"size": 10, "color": "#e8590c", "symbol": "diamond"}))
-    fig.update_layout(**{**LAYOUT, "height": 520}, legend={"orientation": "h", "y": -0.05},
-                      scene={"xaxis_title": "α (depth)", "yaxis_title": "β (width)", "zaxis_title": "γ (resolution)"})
+def triples_figure(info: ScalingInfo) -> go.Figure:
+    """Each triple's accuracy at its real MACs ratio (error bars: sd over seeds), the nominal target marked."""
+    scores = info.scores
+    text = [f"α {s.alpha:g} β {s.beta:g} γ {s.gamma:g}<br>accuracy {s.accuracy:.4f}"
+            + (f" ± {s.accuracy_sd:.4f} ({s.n} seeds)" if s.accuracy_sd is not None else "")
+            + f"<br>real MACs ratio {s.macs_ratio:.3f}<br>reward {s.reward:.4f}" for s in scores]
+    fig = go.Figure(go.Scatter(
+        x=[s.macs_ratio for s in scores], y=[s.accuracy for s in scores], mode="markers", name="triples",
+        error_y={"type": "data", "array": [s.accuracy_sd or 0.0 for s in scores], "visible": True},
+        marker={"size": 10, "color": [s.reward for s in scores], "colorscale": "Viridis",
+                "colorbar": {"title": {"text": "reward"}}},
+        text=text, hovertemplate="%{text}<extra></extra>"))
+    chosen = info.chosen
+    fig.add_trace(go.Scatter(x=[chosen.macs_ratio], y=[chosen.accuracy], mode="markers", name="chosen triple",
+                             marker={"size": 18, "color": "#e8590c", "symbol": "star"}, hoverinfo="skip"))
+    fig.add_vline(x=info.nominal_ratio, line={"dash": "dot", "color": "#667"},
+                  annotation_text=f"nominal 2^φ = {info.nominal_ratio:g}")
+    fig.update_layout(**LAYOUT, xaxis_title="real MACs over the baseline's (after rounding)",
+                      yaxis_title="validation accuracy", legend={"orientation": "h", "y": -0.2})
     return fig
 
 
-def family_figure(family: list[dict[str, Any]]) -> go.Figure:
+def family_macs_figure(rows: list[dict[str, Any]]) -> go.Figure:
+    """Real (after rounding) and nominal MACs per phi, as two named series."""
+    base = rows[0]["macs"] / rows[0]["macs_ratio"]
+    phis = [r["phi"] for r in rows]
     fig = go.Figure()
-    trained = [m for m in family if m.get("accuracy") is not None]
-    base = family[0]["macs"] / family[0]["macs_ratio"]
-    fig.add_trace(go.Scatter(x=[m["macs"] for m in family], y=[m["phi"] for m in family], mode="lines+markers",
-                             name="real MACs (after rounding)", yaxis="y2",
-                             text=[f"φ={m['phi']}<br>{m['resolution']}px" for m in family]))
-    fig.add_trace(go.Scatter(x=[base * m["nominal_ratio"] for m in family], y=[m["phi"] for m in family],
-                             mode="lines+markers", name="nominal MACs (2^φ)", yaxis="y2", line={"dash": "dot"}))
-    if trained:
-        fig.add_trace(go.Scatter(x=[m["macs"] for m in trained], y=[m["accuracy"] for m in trained],
-                                 mode="lines+markers", name="accuracy", marker={"size": 10}))
-    fig.update_layout(**LAYOUT, xaxis_title="MACs", xaxis_type="log", yaxis_title="validation accuracy",
-                      yaxis2={"title": "φ", "overlaying": "y", "side": "right"}, legend={"orientation": "h", "y": -0.2})
+    fig.add_trace(go.Scatter(x=phis, y=[r["macs"] for r in rows], mode="lines+markers",
+                             name="real MACs (after rounding)"))
+    fig.add_trace(go.Scatter(x=phis, y=[base * r["nominal_ratio"] for r in rows], mode="lines+markers",
+                             name="nominal MACs (baseline x (αβ²γ²)^φ)", line={"dash": "dot"}))
+    fig.update_layout(**{**LAYOUT, "height": 380}, xaxis_title="φ (compound coefficient)",
+                      yaxis_title="MACs (multiply-adds)", yaxis_type="log", legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+def family_accuracy_figure(rows: list[dict[str, Any]]) -> go.Figure:
+    """Accuracy against real MACs for the trained members, each labelled by its phi."""
+    trained = [r for r in rows if r.get("accuracy") is not None]
+    fig = go.Figure(go.Scatter(x=[r["macs"] for r in trained], y=[r["accuracy"] for r in trained],
+                               mode="lines+markers+text", text=[f"φ={r['phi']:g}" for r in trained],
+                               textposition="top center", name="trained members", marker={"size": 10}))
+    fig.update_layout(**{**LAYOUT, "height": 380}, xaxis_title="MACs (multiply-adds, real)", xaxis_type="log",
+                      yaxis_title="validation accuracy", showlegend=False)
     return fig

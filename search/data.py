@@ -62,6 +62,17 @@ def check_spec(spec: str) -> tuple[str, Path | None]:
 MAX_FILES = 2_000_000  # directory entries a folder dataset's scan visits before it gives up
 
 
+def dataset_classes(spec: str) -> int:
+    """The classes a dataset's classifier has, found without decoding an image."""
+    kind, root = check_spec(spec)
+    if kind in ("digits", "cifar10"):
+        return 10
+    files = image_files(root)
+    if not files:
+        raise UserError(f"folder dataset {str(root)!r} has no images")
+    return max(index for _, index in files) + 1
+
+
 def load_dataset(spec: str, *, resolution: int, seed: int = 0, val_fraction: float = 0.2) -> Dataset:
     kind, root = check_spec(spec)
     if kind == "digits":

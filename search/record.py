@@ -52,6 +52,8 @@ class TrialRecord:
     width: float | None = attr("asked", "width multiplier beta^phi")
     depth: float | None = attr("asked", "depth multiplier alpha^phi")
     phi: float | None = attr("asked", "compound coefficient")
+    replicate: int | None = attr("asked", "0 for a configuration's first training, 1, 2, ... for retrainings "
+                                          "with other seeds")
     macs_ratio: float | None = attr("asked", "real MACs over the baseline's, after rounding")
     nominal: float | None = attr("asked", "alpha * beta^2 * gamma^2")
     nominal_ratio: float | None = attr("asked", "(alpha * beta^2 * gamma^2)^phi")

@@ -6,7 +6,9 @@ on trial records (:mod:`search.record`), so they cannot disagree.
 """
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from search.record import TrialRecord
 
@@ -78,6 +80,53 @@ def most_accurate(records: Sequence[TrialRecord]) -> TrialRecord | None:
     return max(done, key=lambda r: (r.accuracy, -r.macs, -r.number)) if done else None
 
 
-def best_triple(records: Sequence[TrialRecord]) -> TrialRecord | None:
-    """The grid trial of a scaling study with the highest accuracy (ties: fewer MACs, earlier trial)."""
-    return most_accurate([r for r in records if r.role in (None, "grid") and r.alpha is not None])
+@dataclass(frozen=True)
+class TripleScore:
+    """A triple of a scaling study's grid, over every training of it (one per seed)."""
+
+    alpha: float
+    beta: float
+    gamma: float
+    numbers: tuple[int, ...]
+    accuracy: float  # mean over its trainings
+    accuracy_sd: float | None  # None with a single training
+    reward: float  # mean MnasNet reward at the nominal target
+    reward_sd: float | None
+    macs: int
+    macs_ratio: float  # real, after rounding
+
+    @property
+    def n(self) -> int:
+        return len(self.numbers)
+
+
+def score_triples(records: Sequence[TrialRecord], *, target_macs: float) -> list[TripleScore]:
+    """Every measured triple of a scaling grid, best first.
+
+    A triple is judged at its real cost: by MnasNet's reward at the nominal target, ACC x (real MACs /
+    T)^-0.07 with T = 2^phi x the baseline's MACs, so a triple that rounding made costlier than the others
+    pays for it (2.39x against a 2x target: -1.2 %) and a cheaper one gains. A triple trained with several
+    seeds is scored by its mean. Ties go to fewer MACs, then the earlier trial.
+    """
+    groups: dict[tuple[float, float, float], list[TrialRecord]] = {}
+    for r in measured([r for r in records if r.role in (None, "grid") and r.alpha is not None]):
+        groups.setdefault((r.alpha, r.beta, r.gamma), []).append(r)
+    scores = []
+    for (alpha, beta, gamma), group in groups.items():
+        accuracy = [r.accuracy for r in group]
+        reward = [mnas_reward(r.accuracy, r.macs, target_macs) for r in group]
+        scores.append(TripleScore(alpha=alpha, beta=beta, gamma=gamma, numbers=tuple(r.number for r in group),
+                                  accuracy=statistics.fmean(accuracy), accuracy_sd=_sd(accuracy),
+                                  reward=statistics.fmean(reward), reward_sd=_sd(reward), macs=group[0].macs,
+                                  macs_ratio=group[0].macs_ratio))
+    return sorted(scores, key=lambda s: (-s.reward, s.macs, s.numbers[0]))
+
+
+def choose_triple(records: Sequence[TrialRecord], *, target_macs: float) -> TripleScore | None:
+    """The chosen triple of a scaling grid (see :func:`score_triples`)."""
+    scores = score_triples(records, target_macs=target_macs)
+    return scores[0] if scores else None
+
+
+def _sd(values: Sequence[float]) -> float | None:
+    return statistics.stdev(values) if len(values) > 1 else None

@@ -90,10 +90,16 @@ def run_search(args: argparse.Namespace) -> int:
     return 0
 
 
+STUDY_NAMES = ("Studies share a root name NAME (--study, default effnas): NAME is the NAS study, `scale` trains "
+               "its grid into NAME-scaling and `family --train` its family into NAME-family.")
+
+
 def add_scale(commands) -> None:
     p = commands.add_parser("scale", help="grid-search the compound-scaling coefficients alpha, beta, gamma",
                             description="Train every (alpha, beta, gamma) with |alpha*beta^2*gamma^2 - 2| <= "
-                                        "tolerance into the study NAME-scaling, and print the best triple.")
+                                        "tolerance into the study NAME-scaling and choose one: the highest MnasNet "
+                                        "reward at 2^phi x the baseline's MACs, so each triple is judged at its "
+                                        "real (rounded) cost. " + STUDY_NAMES)
     p.add_argument("--dry-run", action="store_true", help="print the grid; train nothing, write nothing")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_config_flags(p, "scale", defaults={"resolution": "the baseline's", "baseline": "best"})
@@ -101,38 +107,48 @@ def add_scale(commands) -> None:
 
 
 def run_scale(args: argparse.Namespace) -> int:
-    from studies.scaling import grid_rows, resolve_baseline, run_scale
+    from reports.info import reliability
+    from studies.scaling import announce, grid_rows, plan_scale, run_scale
     from studies.tables import rows_table
 
     config = config_from_args(args)
-    baseline = resolve_baseline(config.scale.baseline or "best", config=config)
+    plan = plan_scale(config)
     if args.dry_run:
-        rows = grid_rows(baseline, config)
+        rows = grid_rows(plan)
         if args.json:
             print(json.dumps(rows, indent=2))
-        else:
-            print(f"{len(rows)} triples for {baseline.label} at {baseline.resolution}px, phi {config.scale.phi:g}:")
-            print(rows_table(rows, ("alpha", "beta", "gamma", "nominal", "width", "depth", "resolution", "params",
-                                    "macs", "macs_ratio")))
+            return 0
+        print(announce(plan, config, None))
+        if len(rows) > config.scale.max_triples:
+            print(f"(more than --max-triples {config.scale.max_triples}: `effnas scale` would refuse this grid)")
+        print(rows_table(rows, ("alpha", "beta", "gamma", "nominal", "width", "depth", "resolution", "params", "macs",
+                                "macs_ratio")))
         return 0
-    best = run_scale(config, baseline)
+    result = run_scale(config, plan)
     if args.json:
-        print(json.dumps(best, indent=2))
-    else:
-        print(f"Best triple: alpha {best['alpha']:.2f}, beta {best['beta']:.2f}, gamma {best['gamma']:.2f} "
-              f"(trial {best['trial']} of {best['study']!r}): accuracy {best['accuracy']:.4f}, "
-              f"{best['macs']:,} MACs ({best['macs_ratio']:.3f}x the baseline), {best['resolution']}px")
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    rows = [{"alpha": s.alpha, "beta": s.beta, "gamma": s.gamma, "real ratio": s.macs_ratio, "seeds": s.n,
+             "accuracy": s.accuracy, "sd": s.accuracy_sd, "reward": s.reward} for s in result.scores[:10]]
+    print(f"Triples by MnasNet reward at T = 2^phi x the baseline's MACs = {result.target_macs:,.0f} "
+          f"(best 10 of {len(result.scores)}):")
+    print(rows_table(rows, ("alpha", "beta", "gamma", "real ratio", "seeds", "accuracy", "sd", "reward")))
+    c = result.chosen
+    print(f"Chosen triple: alpha {c.alpha:.2f}, beta {c.beta:.2f}, gamma {c.gamma:.2f} (trial {c.numbers[0]} of "
+          f"{result.study!r}): accuracy {c.accuracy:.4f}, {c.macs:,} MACs ({c.macs_ratio:.3f}x the baseline)")
+    print(reliability(result.scores))
     return 0
 
 
 def add_family(commands) -> None:
     p = commands.add_parser("family", help="derive (and optionally train) the compound-scaled family",
                             description="One row per phi: depth alpha^phi, width beta^phi, resolution "
-                                        "r0*gamma^phi, exact params and MACs, real and nominal MACs ratios.")
-    p.add_argument("--from-study", metavar="NAME", help="take alpha, beta, gamma from this scaling study "
-                                                        "(NAME or NAME-scaling)")
+                                        "r0*gamma^phi, exact params and MACs, real and nominal MACs ratios. "
+                                        + STUDY_NAMES)
+    p.add_argument("--from-study", metavar="NAME", help="take alpha, beta, gamma and the baseline from the scaling "
+                                                        "study NAME-scaling (NAME or NAME-scaling)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--train", action="store_true", help="train each member and record it in the scaling study")
+    p.add_argument("--train", action="store_true", help="train each member into the study NAME-family")
     add_config_flags(p, "family", defaults={"resolution": "the baseline's",
                                             "baseline": "the --from-study study's baseline"})
     p.set_defaults(run=run_family)
@@ -143,7 +159,7 @@ def run_family(args: argparse.Namespace) -> int:
     from studies.tables import rows_table
 
     config = config_from_args(args)
-    fam = derive_family(config, from_study=args.from_study)
+    fam = derive_family(config, from_study=args.from_study, training=args.train)
     rows = [m.to_dict() for m in fam.members]
     if args.train:
         accuracy = train_family(config, fam)
@@ -153,8 +169,8 @@ def run_family(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     t = fam.triple
-    print(f"Family of {fam.baseline.label} ({fam.baseline.resolution}px) with alpha {t.alpha:g}, beta {t.beta:g}, "
-          f"gamma {t.gamma:g} (alpha*beta^2*gamma^2 = {t.nominal:.4f}):")
+    print(f"Family of {fam.baseline.label} ({fam.baseline.resolution}px, {fam.num_classes} classes) with alpha "
+          f"{t.alpha:g}, beta {t.beta:g}, gamma {t.gamma:g} (alpha*beta^2*gamma^2 = {t.nominal:.4f}):")
     columns = ("phi", "depth", "width", "resolution", "params", "macs", "macs_ratio", "nominal_ratio")
     print(rows_table(rows, columns + (("accuracy",) if args.train else ())))
     for row in rows:

@@ -37,26 +37,31 @@ class ScaleSettings:
     """The compound-scaling grid of ``effnas scale`` and the family of ``effnas family``."""
 
     baseline: str | None = setting(None, "best | TRIAL | PRESET | ARCH (best: the chosen baseline of the NAS "
-                                         "study --study; required for family without --from-study)",
-                                   optional=True, commands=SCALING)
+                                         "study --study)", optional=True, commands=SCALING)
     phi: float = setting(1.0, "compound coefficient at which the grid's triples are compared", low=0,
                          at_most=MAX_PHI, commands=SCALE)
-    step: float = setting(0.05, "grid step", positive=True, commands=SCALE)
+    step: float = setting(0.1, "grid step", positive=True, commands=SCALE)
     tolerance: float = setting(0.1, "allowed |alpha*beta^2*gamma^2 - 2|", low=0, commands=SCALE)
-    max_coef: float = setting(2.0, "largest coefficient on the grid", low=1, at_most=MAX_COEFFICIENT,
+    max_coef: float = setting(1.5, "largest coefficient on the grid", low=1, at_most=MAX_COEFFICIENT,
                               commands=SCALE)
+    max_triples: int = setting(30, "refuse a grid of more triples than this, before training any", low=1,
+                               commands=SCALE)
+    seeds: int = setting(1, "trainings (seeds) of each of the --top triples before one is chosen", low=1,
+                         at_most=10, commands=SCALE)
+    top: int = setting(3, "triples retrained with --seeds seeds", low=1, commands=SCALE)
     resolution_multiple: int = setting(8, "scaled resolutions round to the nearest multiple of this", low=1,
-                                       commands=SCALING)
+                                       at_most=512, commands=SCALING)
+    num_classes: int | None = setting(None, "classes the costs are counted for (default: the dataset's when it is "
+                                            "trained on or given, else 1000)", low=1, optional=True,
+                                      commands=SCALING)
     alpha: float | None = setting(None, "depth coefficient", low=1, at_most=MAX_COEFFICIENT, optional=True,
                                   commands=FAMILY)
     beta: float | None = setting(None, "width coefficient", low=1, at_most=MAX_COEFFICIENT, optional=True,
                                  commands=FAMILY)
     gamma: float | None = setting(None, "resolution coefficient", low=1, at_most=MAX_COEFFICIENT, optional=True,
                                   commands=FAMILY)
-    phis: tuple[float, ...] = setting((1.0, 2.0, 3.0), "compound coefficients of the family", low=0,
+    phis: tuple[float, ...] = setting((0.0, 1.0, 2.0, 3.0), "compound coefficients of the family", low=0,
                                       at_most=MAX_PHI, commands=FAMILY, flag="--phi")
-    num_classes: int | None = setting(None, "classes the costs are counted for (default: the study's, else 1000)",
-                                      low=1, optional=True, commands=FAMILY)
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,12 @@ class Progress:
         bar = "#" * filled + "." * (width - filled)
         left = "--"
         if finished > 0:
-            left = _duration(elapsed / finished * max(0, self.total - self.done))
+            left = duration(elapsed / finished * max(0, self.total - self.done))
         best = "best --"
         if self.best is not None:
             best = f"best acc {self.best[0]:.3f} @ {self.best[1] / 1e6:.2f}M MACs"
         failed = f"  failed {self.failed}" if self.failed else ""
-        line = f"[{bar}] {self.done}/{self.total} trials  {best}{failed}  {_duration(elapsed)} elapsed, ~{left} left"
+        line = f"[{bar}] {self.done}/{self.total} trials  {best}{failed}  {duration(elapsed)} elapsed, ~{left} left"
         if self.tty:
             self.stream.write("\r\033[K" + line)
         else:
@@ -45,6 +45,6 @@ class Progress:
             self.stream.flush()
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"

@@ -1,11 +1,12 @@
-"""The compound-scaling study (alpha, beta, gamma grid search) and the scaled family.
+"""Compound scaling: the (alpha, beta, gamma) grid study and the scaled family.
 
-The grid study trains every triple of the grid as one trial of the study ``NAME-scaling`` (kind
-``scaling``), through the same planner and runner as the NAS study, so it resumes the same way.
+One naming rule: every study of a line of work shares the root name NAME given by ``--study`` (default
+``effnas``): the NAS study is NAME, ``effnas scale`` trains its grid into NAME-scaling, and ``effnas
+family --train`` trains the family into NAME-family (``--from-study NAME`` reads the chosen triple from
+NAME-scaling). Both run through the same planner and runner as the NAS study, so they resume the same way.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search import record, selection
+from search.data import dataset_classes
+from search.selection import TripleScore
 from search.trial import Budget, Proposal, TrialPlanner
 from space import presets
 from space.arch import ArchSpec
@@ -23,8 +26,11 @@ from space.cost import cost
 from space.errors import UserError
 from studies import __version__
 from studies.config import StudyConfig
+from studies.progress import duration
 from studies.runner import create_or_join, drive, preflight, storage_for, template
 from studies.storage import mask_url, open_storage
+
+SCALING, FAMILY = "-scaling", "-family"
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,6 @@ class Baseline:
     arch: ArchSpec
     resolution: int
     label: str
-    num_classes: int = 1000  # a study's class count; ImageNet's for presets and arch strings
 
 
 def resolve_baseline(text: str, *, config: StudyConfig) -> Baseline:
@@ -40,7 +45,7 @@ def resolve_baseline(text: str, *, config: StudyConfig) -> Baseline:
     if text == "best" or text.isdigit():
         from studies.nas import chosen_baseline
 
-        study = _load_nas_study(config)
+        study = _load_nas_study(config, text)
         if text == "best":
             chosen = chosen_baseline(study)
         else:
@@ -50,54 +55,114 @@ def resolve_baseline(text: str, *, config: StudyConfig) -> Baseline:
             chosen = record.read(matches[0])
         arch, resolution = ArchSpec.parse(chosen.arch), int(chosen.resolution)
         label = f"{config.study} trial {chosen.number}"
-        num_classes = int(chosen.num_classes or study.user_attrs.get("num_classes", 1000))
     else:
         arch, preset = presets.resolve(text)
         resolution, label = (preset.resolution, preset.name) if preset else (224, "arch string")
-        num_classes = 1000
     if "resolution" in config.explicit:
         resolution = config.resolution
-    return Baseline(arch=arch, resolution=resolution, label=label, num_classes=num_classes)
+    return Baseline(arch=arch, resolution=resolution, label=label)
 
 
-def _load_nas_study(config: StudyConfig) -> optuna.Study:
-    storage = open_storage(config.storage, write=False)
+def _load_nas_study(config: StudyConfig, text: str) -> optuna.Study:
+    advice = (f"--baseline {text} scales a trial of the NAS study --study {config.study!r}; run `effnas search "
+              f"--study {config.study}` first, or give --baseline PRESET or ARCH to scale without a NAS study")
+    try:
+        storage = open_storage(config.storage, write=False)
+    except UserError as exc:
+        raise UserError(f"no NAS study {config.study!r}: {exc}; {advice}") from None
     try:
         study = optuna.load_study(study_name=config.study, storage=storage)
     except KeyError:
-        raise UserError(f"no study {config.study!r} in {mask_url(config.storage)}") from None
+        raise UserError(f"no NAS study {config.study!r} in {mask_url(config.storage)}: {advice}") from None
     if study.user_attrs.get("kind") != "nas":
-        raise UserError(f"study {config.study!r} is not a NAS study")
+        raise UserError(f"study {config.study!r} is a {study.user_attrs.get('kind')} study, not a NAS study: "
+                        f"{advice}")
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        raise UserError(f"NAS study {config.study!r} has no complete trial")
+        raise UserError(f"NAS study {config.study!r} has no complete trial yet")
     return study
 
 
-def grid_triples(config: StudyConfig) -> list[Triple]:
+def class_count(config: StudyConfig, *, training: bool) -> int:
+    """The classes costs are counted for: --num-classes; else the dataset's when it will be trained on (or was
+    given); else ImageNet's 1000, as the presets are defined."""
+    if config.scale.num_classes is not None:
+        return config.scale.num_classes
+    return dataset_classes(config.dataset) if training or "dataset" in config.explicit else 1000
+
+
+@dataclass(frozen=True)
+class ScalePlan:
+    """A grid study, checked and costed before anything is trained or written."""
+
+    baseline: Baseline
+    num_classes: int
+    phi: float
+    members: dict[tuple[float, float, float], tuple[Member, Triple]]
+    base_macs: int
+
+    @property
+    def target_macs(self) -> float:
+        """The nominal budget every triple stands for: 2^phi x the baseline's MACs."""
+        return self.base_macs * 2.0**self.phi
+
+
+def plan_scale(config: StudyConfig) -> ScalePlan:
     s = config.scale
+    baseline = resolve_baseline(s.baseline or "best", config=config)
+    num_classes = class_count(config, training=True)
     triples = compound_grid(step=s.step, tolerance=s.tolerance, max_coef=s.max_coef)
     if not triples:
         raise UserError(f"no triple within tolerance {s.tolerance} of alpha*beta^2*gamma^2 = 2 on this grid")
-    return triples
+    members = {_key(t): (member(baseline.arch, resolution=baseline.resolution, triple=t, phi=s.phi,
+                                multiple=s.resolution_multiple, num_classes=num_classes), t) for t in triples}
+    base_macs = cost(baseline.arch, baseline.resolution, num_classes=num_classes).macs
+    return ScalePlan(baseline=baseline, num_classes=num_classes, phi=s.phi, members=members, base_macs=base_macs)
 
 
-def grid_rows(baseline: Baseline, config: StudyConfig) -> list[dict[str, Any]]:
-    """The grid as a user sees it in ``scale --dry-run``: each triple's member at phi with its exact cost."""
-    rows = []
-    for t in grid_triples(config):
-        m = _member(baseline, t, config.scale.phi, config)
-        rows.append({"alpha": t.alpha, "beta": t.beta, "gamma": t.gamma, "nominal": round(t.nominal, 6),
-                     "width": m.width, "depth": m.depth, "resolution": m.resolution, "params": m.params,
-                     "macs": m.macs, "macs_ratio": m.macs_ratio})
-    return rows
+def grid_rows(plan: ScalePlan) -> list[dict[str, Any]]:
+    """The grid as ``scale --dry-run`` prints it: each triple's member at phi, with its exact cost."""
+    return [{"alpha": t.alpha, "beta": t.beta, "gamma": t.gamma, "nominal": round(t.nominal, 6), "width": m.width,
+             "depth": m.depth, "resolution": m.resolution, "params": m.params, "macs": m.macs,
+             "macs_ratio": m.macs_ratio} for m, t in plan.members.values()]
 
 
-def _member(baseline: Baseline, triple: Triple, phi: float, config: StudyConfig) -> Member:
-    return member(baseline.arch, resolution=baseline.resolution, triple=triple, phi=phi,
-                  multiple=config.scale.resolution_multiple, num_classes=baseline.num_classes)
+def announce(plan: ScalePlan, config: StudyConfig, study: optuna.Study | None) -> str:
+    """What `effnas scale` is about to train and what that costs, said before any training."""
+    s = config.scale
+    macs = [m.macs for m, _ in plan.members.values()]
+    ratios = [m.macs_ratio for m, _ in plan.members.values()]
+    text = (f"{len(plan.members)} triples of {plan.baseline.label} ({plan.baseline.resolution}px, {plan.num_classes} "
+            f"classes) at phi {plan.phi:g} to train on {config.dataset}, {config.train.epochs} epoch(s) each: "
+            f"{sum(macs) / 1e6:,.1f} M MACs per image over the grid, {min(ratios):.2f}x to {max(ratios):.2f}x the "
+            f"baseline's {plan.base_macs / 1e6:,.2f} M")
+    if s.seeds > 1:
+        text += f"; then the best {min(s.top, len(plan.members))} trained with {s.seeds - 1} more seed(s) each"
+    done = [t for t in (study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if study else [])
+            if t.user_attrs.get("train_seconds") is not None]
+    if done:
+        each = sum(t.user_attrs["train_seconds"] + t.user_attrs.get("eval_seconds", 0.0) for t in done) / len(done)
+        todo = len(plan.members) + (s.seeds - 1) * min(s.top, len(plan.members)) - len(done)
+        text += f"; about {duration(each * max(0, todo))} left at {each:.1f} s per trial (measured here)"
+    return text
 
 
-def open_scaling_study(name: str, storage: Any, attrs: dict[str, Any], *, check: tuple[str, ...]) -> optuna.Study:
+def _key(t: Triple, replicate: int = 0) -> tuple[float, ...]:
+    return round(t.alpha, 6), round(t.beta, 6), round(t.gamma, 6), float(replicate)
+
+
+def _study_attrs(kind: str, config: StudyConfig, baseline: Baseline, num_classes: int, split: dict,
+                 extra: dict[str, Any]) -> dict[str, Any]:
+    settings = {**config.to_dict(), "storage": mask_url(config.storage)}
+    return {
+        "kind": kind, "baseline": str(baseline.arch), "baseline_label": baseline.label,
+        "base_resolution": baseline.resolution, "num_classes": num_classes, "dataset": config.dataset,
+        "seed": config.seed, "version": __version__, "split": json.dumps(split, sort_keys=True),
+        "config": json.dumps(settings, sort_keys=True, default=str), "epochs": config.train.epochs,
+        "base_macs": cost(baseline.arch, baseline.resolution, num_classes=num_classes).macs, **extra,
+    }
+
+
+def _open(name: str, storage: Any, attrs: dict[str, Any], *, check: tuple[str, ...], params: str) -> optuna.Study:
     def setup(study: optuna.Study) -> None:
         study.set_metric_names(["accuracy", "macs"])
         for key, value in attrs.items():
@@ -107,28 +172,15 @@ def open_scaling_study(name: str, storage: Any, attrs: dict[str, Any], *, check:
 
     study = create_or_join(name, storage, directions=["maximize", "minimize"], sampler=None, setup=setup)
     existing = study.user_attrs
-    if existing.get("kind") != "scaling":
-        raise UserError(f"study {name!r} is a {existing.get('kind')} study, not a scaling study")
+    if existing.get("kind") != attrs["kind"]:
+        raise UserError(f"study {name!r} is a {existing.get('kind')} study, not a {attrs['kind']} study")
     for key in check:
         if existing.get(key) != attrs.get(key):
-            raise UserError(f"study {name!r} was made with another {key}; use another --study name")
+            root = name.rsplit("-", 1)[0]
+            raise UserError(f"study {name!r} already holds the {params} of another {key} ({existing.get(key)!r}, "
+                            f"not {attrs.get(key)!r}); give another --study NAME (it trains into NAME"
+                            f"{name[len(root):]}) or the same {key}")
     return study
-
-
-def _key(alpha: float, beta: float, gamma: float) -> tuple[float, float, float]:
-    return round(alpha, 6), round(beta, 6), round(gamma, 6)
-
-
-def _study_attrs(config: StudyConfig, baseline: Baseline, num_classes: int, split: dict,
-                 extra: dict[str, Any]) -> dict[str, Any]:
-    settings = {**config.to_dict(), "storage": mask_url(config.storage)}
-    return {
-        "kind": "scaling", "baseline": str(baseline.arch), "baseline_label": baseline.label,
-        "base_resolution": baseline.resolution, "num_classes": num_classes, "dataset": config.dataset,
-        "seed": config.seed, "version": __version__, "split": json.dumps(split, sort_keys=True),
-        "config": json.dumps(settings, sort_keys=True, default=str),
-        "base_macs": cost(baseline.arch, baseline.resolution, num_classes=num_classes).macs, **extra,
-    }
 
 
 def _train_members(config: StudyConfig, study: optuna.Study, members: dict[tuple, tuple[Member, Triple]], *,
@@ -146,7 +198,8 @@ def _train_members(config: StudyConfig, study: optuna.Study, members: dict[tuple
     def key_of(trial: FrozenTrial) -> tuple | None:
         if not ours(trial) or not set(param_names) <= set(trial.params):
             return None
-        return tuple(round(float(trial.params[n]), 6) for n in param_names)
+        key = tuple(round(float(trial.params[n]), 6) for n in param_names)
+        return key if key in members else None
 
     def queue_next() -> bool:
         trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING,
@@ -161,7 +214,10 @@ def _train_members(config: StudyConfig, study: optuna.Study, members: dict[tuple
     def propose(trial: optuna.Trial) -> Proposal:
         key = tuple(round(trial.suggest_float(n, 0.0, 1e6), 6) for n in param_names)
         m, triple = members[key]
-        return Proposal(arch=m.arch, resolution=m.resolution, attrs=_member_attrs(m, triple))
+        attrs = _member_attrs(m, triple)
+        if "replicate" in param_names:
+            attrs["replicate"] = int(key[param_names.index("replicate")])
+        return Proposal(arch=m.arch, resolution=m.resolution, attrs=attrs)
 
     planner = TrialPlanner(study=study, propose=propose, budget=Budget(), template=template(config, num_classes),
                            n_trials=len(members), target_macs=study.user_attrs["base_macs"],
@@ -172,50 +228,82 @@ def _train_members(config: StudyConfig, study: optuna.Study, members: dict[tuple
     drive(config, planner, total=len(members), header=header, err=err)
 
 
-def run_scale(config: StudyConfig, baseline: Baseline, *, err: TextIO = sys.stderr) -> dict[str, Any]:
-    """Train every triple of the grid (resuming what is done) and return the best one."""
-    s = config.scale
-    data = preflight(config)
-    triples = grid_triples(config)
-    options = {"phi": s.phi, "step": s.step, "tolerance": s.tolerance, "max_coef": s.max_coef,
-               "resolution_multiple": s.resolution_multiple}
-    attrs = _study_attrs(config, baseline, data.num_classes, data.split, options)
-    name = f"{config.study}-scaling"
-    study = open_scaling_study(name, storage_for(config), attrs, check=("baseline", "base_resolution", "phi", "step",
-                                                                        "tolerance", "max_coef", "dataset"))
-    counted = dataclasses.replace(baseline, num_classes=data.num_classes)
-    members = {_key(t.alpha, t.beta, t.gamma): (_member(counted, t, s.phi, config), t) for t in triples}
-    _train_members(config, study, members, param_names=("alpha", "beta", "gamma"), role={"role": "grid"},
-                   num_classes=data.num_classes, label=f"scaling study {name!r}: {len(triples)} triples", err=err)
-    return best_triple(study)
-
-
 def _member_attrs(m: Member, triple: Triple) -> dict[str, Any]:
     return record.check({"alpha": triple.alpha, "beta": triple.beta, "gamma": triple.gamma, "width": m.width,
                          "depth": m.depth, "phi": m.phi, "macs_ratio": m.macs_ratio, "nominal": triple.nominal,
                          "nominal_ratio": m.nominal_ratio})
 
 
-def best_triple(study: optuna.Study) -> dict[str, Any]:
-    """The chosen triple of a scaling study (see :func:`search.selection.best_triple`)."""
-    best = selection.best_triple(record.read_all(study.get_trials(deepcopy=False)))
-    if best is None:
+@dataclass(frozen=True)
+class ScaleResult:
+    study: str
+    chosen: TripleScore
+    scores: list[TripleScore]
+    target_macs: float
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.chosen
+        return {"study": self.study, "rule": "highest mean MnasNet reward at 2^phi x the baseline's MACs",
+                "target_macs": self.target_macs, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma,
+                "trial": c.numbers[0], "trials": list(c.numbers), "accuracy": c.accuracy,
+                "accuracy_sd": c.accuracy_sd, "reward": c.reward, "macs": c.macs, "macs_ratio": c.macs_ratio,
+                "triples": [{"alpha": s.alpha, "beta": s.beta, "gamma": s.gamma, "n": s.n, "accuracy": s.accuracy,
+                             "accuracy_sd": s.accuracy_sd, "reward": s.reward, "macs_ratio": s.macs_ratio}
+                            for s in self.scores]}
+
+
+def run_scale(config: StudyConfig, plan: ScalePlan, *, err: TextIO = sys.stderr) -> ScaleResult:
+    """Train every triple of the grid (resuming what is done), retrain the best with more seeds, choose."""
+    s = config.scale
+    if len(plan.members) > s.max_triples:
+        raise UserError(f"the grid holds {len(plan.members)} triples, more than --max-triples {s.max_triples}; "
+                        "narrow it (--step, --max-coef, --tolerance) or raise --max-triples")
+    data = preflight(config)
+    if data.num_classes != plan.num_classes:
+        raise UserError(f"--num-classes {plan.num_classes}, but {config.dataset} has {data.num_classes} classes")
+    name = f"{config.study}{SCALING}"
+    options = {"phi": s.phi, "step": s.step, "tolerance": s.tolerance, "max_coef": s.max_coef,
+               "resolution_multiple": s.resolution_multiple}
+    attrs = _study_attrs("scaling", config, plan.baseline, data.num_classes, data.split, options)
+    study = _open(name, storage_for(config), attrs, params="grid",
+                  check=("baseline", "base_resolution", "phi", "step", "tolerance", "max_coef", "dataset", "epochs"))
+    print(f"effnas: scale: {announce(plan, config, study)}", file=err)
+    names = ("alpha", "beta", "gamma", "replicate")
+    _train_members(config, study, plan.members, param_names=names, role={"role": "grid"},
+                   num_classes=data.num_classes, label=f"scaling study {name!r}: {len(plan.members)} triples", err=err)
+    if s.seeds > 1:
+        best = selection.score_triples(record.read_all(study.get_trials(deepcopy=False)),
+                                       target_macs=plan.target_macs)[:s.top]
+        repeats = dict(plan.members)
+        for score in best:
+            m, t = plan.members[_key(Triple(score.alpha, score.beta, score.gamma))]
+            repeats.update({_key(t, r): (m, t) for r in range(1, s.seeds)})
+        _train_members(config, study, repeats, param_names=names, role={"role": "grid"},
+                       num_classes=data.num_classes, err=err,
+                       label=f"scaling study {name!r}: the best {len(best)} triples with {s.seeds} seeds each")
+    return scale_result(study)
+
+
+def scale_result(study: optuna.Study) -> ScaleResult:
+    """The chosen triple of a scaling study, with every triple's score (see search.selection.score_triples)."""
+    target = float(study.user_attrs["base_macs"]) * 2.0 ** float(study.user_attrs.get("phi", 1.0))
+    scores = selection.score_triples(record.read_all(study.get_trials(deepcopy=False)), target_macs=target)
+    if not scores:
         raise UserError(f"scaling study {study.study_name!r} has no complete trial")
-    return {"study": study.study_name, "trial": best.number, "alpha": best.alpha, "beta": best.beta,
-            "gamma": best.gamma, "accuracy": best.accuracy, "macs": best.macs, "params": best.params,
-            "macs_ratio": best.macs_ratio, "resolution": best.resolution, "arch": best.arch}
+    return ScaleResult(study=study.study_name, chosen=scores[0], scores=scores, target_macs=target)
 
 
 def load_scaling_study(config: StudyConfig, name: str) -> optuna.Study:
-    """``name`` is a scaling study, or a NAS study whose ``name-scaling`` holds the grid."""
+    """``name`` is a scaling study, or the root NAME whose NAME-scaling holds the grid."""
     storage = open_storage(config.storage, write=False)
     names = optuna.get_all_study_names(storage)
-    for candidate in (name, f"{name}-scaling"):
+    for candidate in (name, f"{name}{SCALING}"):
         if candidate in names:
             study = optuna.load_study(study_name=candidate, storage=storage)
             if study.user_attrs.get("kind") == "scaling":
                 return study
-    raise UserError(f"no scaling study {name!r} (or {name + '-scaling'!r}) in {mask_url(config.storage)}")
+    raise UserError(f"no scaling study {name + SCALING!r} in {mask_url(config.storage)}: run `effnas scale --study "
+                    f"{name}` first, or give --alpha, --beta and --gamma")
 
 
 @dataclass(frozen=True)
@@ -223,53 +311,56 @@ class Family:
     baseline: Baseline
     triple: Triple
     members: list[Member]
-    scaling_study: optuna.Study | None
+    num_classes: int
+    root: str  # the study NAME-family trains into
 
 
-def derive_family(config: StudyConfig, *, from_study: str | None) -> Family:
-    """The family a user asked for: the triple and baseline from flags, or from a scaling study."""
+def derive_family(config: StudyConfig, *, from_study: str | None, training: bool) -> Family:
+    """The family a user asked for: the triple and baseline from flags, or from NAME-scaling."""
     s = config.scale
     given = [c is not None for c in (s.alpha, s.beta, s.gamma)]
     if from_study and any(given):
-        raise UserError("give either --alpha/--beta/--gamma or --from-study, not both")
+        raise UserError("give either --alpha/--beta/--gamma or --from-study NAME, not both")
     if not from_study and not all(given):
         raise UserError("give --alpha, --beta and --gamma, or --from-study NAME")
-    scaling_study = load_scaling_study(config, from_study) if from_study else None
-    if scaling_study is not None:
-        best = best_triple(scaling_study)
-        triple = Triple(best["alpha"], best["beta"], best["gamma"])
+    if from_study:
+        scaling = load_scaling_study(config, from_study)
+        chosen = scale_result(scaling).chosen
+        triple = Triple(chosen.alpha, chosen.beta, chosen.gamma)
+        root = scaling.study_name.removesuffix(SCALING)
     else:
-        triple = Triple(s.alpha, s.beta, s.gamma)
-    if s.baseline is None and scaling_study is None:
+        scaling, triple, root = None, Triple(s.alpha, s.beta, s.gamma), config.study
+    if s.baseline is None and scaling is None:
         raise UserError("--baseline is required without --from-study")
     if s.baseline is None:
-        attrs = scaling_study.user_attrs
+        attrs = scaling.user_attrs
         resolution = config.resolution if "resolution" in config.explicit else int(attrs["base_resolution"])
-        baseline = Baseline(ArchSpec.parse(attrs["baseline"]), resolution, attrs.get("baseline_label", "baseline"),
-                            int(attrs.get("num_classes", 1000)))
+        baseline = Baseline(ArchSpec.parse(attrs["baseline"]), resolution, attrs.get("baseline_label", "baseline"))
     else:
         baseline = resolve_baseline(s.baseline, config=config)
-    if s.num_classes is not None:
-        baseline = dataclasses.replace(baseline, num_classes=s.num_classes)
     check_coefficients(triple)
+    num_classes = class_count(config, training=training)
     members = family(baseline.arch, resolution=baseline.resolution, triple=triple, phis=list(s.phis),
-                     multiple=s.resolution_multiple, num_classes=baseline.num_classes)
-    return Family(baseline=baseline, triple=triple, members=members, scaling_study=scaling_study)
+                     multiple=s.resolution_multiple, num_classes=num_classes)
+    return Family(baseline=baseline, triple=triple, members=members, num_classes=num_classes, root=root)
 
 
 def train_family(config: StudyConfig, fam: Family, *, err: TextIO = sys.stderr) -> dict[float, float]:
-    """Train every member into the scaling study (role ``family``); returns accuracy per phi."""
-    study_name = fam.scaling_study.study_name if fam.scaling_study is not None else f"{config.study}-scaling"
+    """Train every member into NAME-family (its own study: the dashboard sees one search space, phi);
+    returns accuracy per phi."""
     data = preflight(config)
-    attrs = _study_attrs(config, fam.baseline, data.num_classes, data.split,
-                         {"resolution_multiple": config.scale.resolution_multiple})
-    study = open_scaling_study(study_name, storage_for(config), attrs, check=("baseline", "base_resolution",
-                                                                              "dataset"))
-    triple = fam.triple
-    role = {"role": "family", "triple": f"{triple.alpha},{triple.beta},{triple.gamma}"}
-    by_phi = {(round(m.phi, 6),): (m, triple) for m in fam.members}
+    if data.num_classes != fam.num_classes:
+        raise UserError(f"--num-classes {fam.num_classes}, but {config.dataset} has {data.num_classes} classes")
+    name = f"{fam.root}{FAMILY}"
+    t = fam.triple
+    triple = f"{t.alpha:g},{t.beta:g},{t.gamma:g}"
+    attrs = _study_attrs("family", config, fam.baseline, data.num_classes, data.split,
+                         {"triple": triple, "resolution_multiple": config.scale.resolution_multiple})
+    study = _open(name, storage_for(config), attrs, params="family",
+                  check=("baseline", "base_resolution", "triple", "dataset", "epochs"))
+    role = {"role": "family", "triple": triple}
+    by_phi = {(round(m.phi, 6),): (m, t) for m in fam.members}
     _train_members(config, study, by_phi, param_names=("phi",), role=role, num_classes=data.num_classes,
-                   label=f"family of {len(fam.members)} in {study_name!r}", err=err)
-    trained = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return {round(t.params["phi"], 6): t.user_attrs["accuracy"] for t in trained
-            if all(t.user_attrs.get(k) == v for k, v in role.items())}
+                   label=f"family of {len(fam.members)} in {name!r}", err=err)
+    trained = record.read_all(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    return {round(r.choices["phi"], 6): r.accuracy for r in trained if r.role == "family"}

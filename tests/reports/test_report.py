@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from reports.frames import study_records
-from reports.front import front_info
 from reports.html import safe_name
+from reports.info import front_info
 from tests.clirun import assert_user_error, effnas
 from tests.reports.conftest import EVIL
 

@@ -4,8 +4,8 @@ import pytest
 
 from search.record import TrialRecord
 from search.selection import (
-    best_triple,
     choose_baseline,
+    choose_triple,
     hypervolume,
     hypervolume_history,
     mnas_reward,
@@ -62,8 +62,12 @@ def test_ties_go_to_the_earlier_trial():
     assert most_accurate(records).number == 1
 
 
-def test_best_triple_only_looks_at_the_grid():
-    records = [rec(0, 0.7, 100, alpha=1.2, beta=1.1, gamma=1.15, role="grid"),
-               rec(1, 0.9, 300, alpha=1.0, beta=1.0, gamma=1.4, role="family"),
-               rec(2, 0.8, 150, alpha=1.0, beta=1.2, gamma=1.2)]
-    assert best_triple(records).number == 2
+def test_the_triple_choice_only_looks_at_the_grid_and_averages_seeds():
+    records = [rec(0, 0.7, 100, alpha=1.2, beta=1.1, gamma=1.15, role="grid", macs_ratio=1.0),
+               rec(1, 0.9, 100, alpha=1.0, beta=1.0, gamma=1.4, role="family", macs_ratio=1.0),
+               rec(2, 0.8, 100, alpha=1.0, beta=1.2, gamma=1.2, macs_ratio=1.0),
+               rec(3, 0.5, 100, alpha=1.0, beta=1.2, gamma=1.2, macs_ratio=1.0)]  # a second seed: mean 0.65
+    chosen = choose_triple(records, target_macs=100)
+    assert (chosen.alpha, chosen.numbers) == (1.2, (0,))
+    runner_up = choose_triple(records[2:], target_macs=100)
+    assert runner_up.n == 2 and runner_up.accuracy == pytest.approx(0.65) and runner_up.accuracy_sd > 0

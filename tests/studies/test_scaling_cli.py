@@ -13,6 +13,7 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.clirun import ROOT, assert_user_error, effnas
+from tests.reports.test_report import CHROMIUM, render
 from tests.studies.test_search_cli import _count, _running_with_params
 
 TINY = "stem_c8 ds_r1_k3_s1_c8 ir_r1_k3_s2_e3_c16 head_c32"
@@ -37,7 +38,8 @@ def test_family_of_b0_is_b2_at_phi_one():
 
 
 def test_scale_dry_run_json():
-    result = effnas("scale", "--baseline", "efficientnet-b0", "--dry-run", "--json")
+    result = effnas("scale", "--baseline", "efficientnet-b0", "--dry-run", "--json", "--step", "0.05", "--max-coef",
+                    "2", "--num-classes", "1000")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert any((r["alpha"], r["beta"], r["gamma"]) == (1.2, 1.1, 1.15) for r in rows)
@@ -61,12 +63,14 @@ def test_scale_dry_run_writes_nothing(tmp_path):
     (["scale", "--baseline", "efficientnet-b0", "--dry-run", "--max-coef", "0.5"], "max-coef"),
     (["scale", "--baseline", "efficientnet-b9", "--dry-run"], "unknown preset"),
     (["scale", "--baseline", "best", "--dry-run"], "does not exist"),
+    (["scale", "--baseline", TINY, "--max-triples", "3", *GRID, *TRAIN], "more than --max-triples 3"),
     (["scale", "--baseline", "efficientnet-b0", "--dry-run", "--tolerance", "0", "--step", "0.3"], "no triple"),
     (["family", "--baseline", "efficientnet-b0", "--alpha", "0.9", "--beta", "1.1", "--gamma", "1.1"], "alpha"),
     (["family", "--baseline", "efficientnet-b0", "--alpha", "1.2", "--beta", "1.1"], "--gamma"),
     (["family", "--baseline", "efficientnet-b0", "--alpha", "1.2", "--beta", "1", "--gamma", "1", "--phi", "-1"],
      "phi"),
     (["family", "--from-study", "nope"], "does not exist"),
+    (["scale", "--study", "other", "--dry-run"], "give --baseline PRESET or ARCH"),
 ])
 def test_bad_input(tmp_path, args, fragment):
     result = effnas(*args, "--storage", f"sqlite:///{tmp_path}/s.db", cwd=tmp_path)
@@ -91,27 +95,38 @@ def test_real_scaling_study_resumes_after_kill_then_family(tmp_path):
     db = tmp_path / "s.db"
     url = f"sqlite:///{db}"
     args = ["scale", "--study", "tiny", "--storage", url, "--baseline", TINY, *GRID, *TRAIN]
+    dry = json.loads(effnas(*args, "--dry-run", "--json").stdout)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen([sys.executable, "-m", "studies.cli", *args], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (_count(db, "COMPLETE") >= 1 and _running_with_params(db)):
         time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
-    process.wait()
+    _, err = process.communicate()
+    assert "effnas: scale: 5 triples" in err  # announced before any training
     assert _count(db, "COMPLETE") < 5
     result = effnas(*args, "--json")
     assert result.returncode == 0, result.stderr
+    assert "effnas: scale: 5 triples" in result.stderr and "per trial (measured here)" in result.stderr
     best = json.loads(result.stdout)
     study = optuna.load_study(study_name="tiny-scaling", storage=url)
     assert study.user_attrs["kind"] == "scaling" and study.metric_names == ["accuracy", "macs"]
     complete = study.get_trials(states=(TrialState.COMPLETE,))
     triples = {(t.user_attrs["alpha"], t.user_attrs["beta"], t.user_attrs["gamma"]) for t in complete}
     assert len(complete) == len(triples) == 5 and not study.get_trials(states=(TrialState.RUNNING,))
+    assert all(set(t.params) == {"alpha", "beta", "gamma", "replicate"} for t in complete)  # one search space
     for t in complete:
         for key in ("alpha", "beta", "gamma", "width", "depth", "macs_ratio", "arch", "params", "macs", "resolution"):
             assert key in t.user_attrs
-    top = max(complete, key=lambda t: (t.user_attrs["accuracy"], -t.user_attrs["macs"]))
+    # the dry-run costs what the study trained
+    trained = {(t.user_attrs["alpha"], t.user_attrs["beta"], t.user_attrs["gamma"]): t.user_attrs["macs"]
+               for t in complete}
+    assert trained == {(r["alpha"], r["beta"], r["gamma"]): r["macs"] for r in dry}
+    # the choice follows the stated rule: the highest MnasNet reward at 2^phi x the baseline's MACs
+    target = study.user_attrs["base_macs"] * 2
+    top = max(complete, key=lambda t: (t.user_attrs["accuracy"] * (t.user_attrs["macs"] / target) ** -0.07,
+                                       -t.user_attrs["macs"]))
     assert (best["alpha"], best["beta"], best["gamma"]) == (top.user_attrs["alpha"], top.user_attrs["beta"],
                                                             top.user_attrs["gamma"])
     again = effnas(*args, "--json")  # complete: nothing more is trained
@@ -123,10 +138,49 @@ def test_real_scaling_study_resumes_after_kill_then_family(tmp_path):
     assert family.returncode == 0, family.stderr
     rows = json.loads(family.stdout)
     assert [r["phi"] for r in rows] == [1, 2] and all(r["accuracy"] is not None for r in rows)
-    assert rows[0]["resolution"] == 8 or rows[0]["resolution"] > 0
+    family_study = optuna.load_study(study_name="tiny-family", storage=url)
+    assert family_study.user_attrs["kind"] == "family"
+    assert all(set(t.params) == {"phi"} for t in family_study.trials)
 
-    report = effnas("report", "--storage", url, "--out", str(tmp_path / "r"))
+    out = tmp_path / "r"
+    report = effnas("report", "--storage", url, "--out", str(out))
     assert report.returncode == 0, report.stderr
-    page = next(p for p in (tmp_path / "r").glob("tiny-scaling-*.html"))
-    text = page.read_text()
-    assert 'id="grid"' in text and 'id="family"' in text and "Chosen triple" in text
+    text = next(out.glob("tiny-scaling-*.html")).read_text()
+    assert 'id="triples"' in text and 'id="family-macs"' in text and "Chosen triple" in text
+    assert "MnasNet reward" in text and "role" in text
+    family_page = next(out.glob("tiny-family-*.html")).read_text()
+    assert 'id="family-accuracy"' in family_page and "one trial per phi" in family_page
+    if CHROMIUM is not None:
+        for page in (next(out.glob("tiny-scaling-*.html")), next(out.glob("tiny-family-*.html"))):
+            titles = axis_titles(page, tmp_path)
+            assert titles and all(x and y for x, y in titles), (page.name, titles)
+
+
+def axis_titles(page, tmp_path) -> list[tuple[str, str]]:
+    """Every plot's (x title, y title), read from plotly's layout in the page as Chromium renders it."""
+    script = ("document.body.setAttribute('data-titles', JSON.stringify(Array.from("
+              "document.querySelectorAll('.js-plotly-plot')).map(function(gd){return [((gd.layout.xaxis||{}).title||{})"
+              ".text||'', ((gd.layout.yaxis||{}).title||{}).text||''];})))")
+    probe = page.with_name(page.stem + "-probe.html")
+    probe.write_text(page.read_text().replace("</body>", f"<script>{script}</script></body>"))
+    dom = render(probe, f"--user-data-dir={tmp_path / 'chromium'}")
+    probe.unlink()
+    raw = dom.split('data-titles="', 1)[1].split('"', 1)[0].replace("&quot;", '"')
+    return [tuple(t) for t in json.loads(raw)]
+
+
+def test_choice_judges_each_triple_at_its_real_cost():
+    """The most accurate triple overshoots the budget through rounding (2.39x against 2x); a cheaper one with a
+    little less accuracy has the higher reward and is chosen."""
+    from search.record import TrialRecord
+    from search.selection import choose_triple
+
+    def rec(number, accuracy, ratio, alpha, gamma):
+        return TrialRecord(number=number, state="COMPLETE", choices={}, datetime_start=None, datetime_complete=None,
+                           accuracy=accuracy, macs=int(1000 * ratio), macs_ratio=ratio, alpha=alpha, beta=1.0,
+                           gamma=gamma, role="grid")
+
+    records = [rec(0, 0.800, 2.39, 1.0, 1.4), rec(1, 0.795, 1.50, 1.2, 1.3), rec(2, 0.70, 1.9, 2.0, 1.0)]
+    chosen = choose_triple(records, target_macs=2000)
+    assert (chosen.alpha, chosen.gamma) == (1.2, 1.3)  # 0.795 * 0.75^-0.07 = 0.811 > 0.800 * 1.195^-0.07 = 0.790
+    assert max(records, key=lambda r: r.accuracy).number == 0

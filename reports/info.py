@@ -1,7 +1,5 @@
-"""What a NAS study's Pareto plot and hypervolume chart show, computed without drawing anything.
-
-The front, the hypervolume and the chosen baseline come from search/selection, as in the CLI.
-"""
+"""What the pages show, computed without drawing anything (optuna.visualization's split): the numbers come
+from search/selection, as in the CLI, and tests check them without a browser."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -9,6 +7,7 @@ from dataclasses import dataclass
 
 from search import selection
 from search.record import TrialRecord
+from search.selection import TripleScore
 
 
 @dataclass(frozen=True)
@@ -43,3 +42,40 @@ def front_info(records: Sequence[TrialRecord], *, target_macs: float | None) -> 
                      baseline=chosen.number if chosen else None,
                      front_numbers=[n for n in numbers if n in front], hypervolume=history,
                      hypervolume_reference_macs=reference)
+
+
+@dataclass(frozen=True)
+class ScalingInfo:
+    """What a scaling study's page shows: every triple's score, the chosen one and why."""
+
+    scores: list[TripleScore]  # best first
+    chosen: TripleScore
+    target_macs: float
+    phi: float
+    base_macs: int
+
+    @property
+    def nominal_ratio(self) -> float:
+        return 2.0**self.phi
+
+
+def scaling_info(records: Sequence[TrialRecord], *, base_macs: int, phi: float) -> ScalingInfo | None:
+    target = base_macs * 2.0**phi
+    scores = selection.score_triples(records, target_macs=target)
+    if not scores:
+        return None
+    return ScalingInfo(scores=scores, chosen=scores[0], target_macs=target, phi=phi, base_macs=base_macs)
+
+
+def reliability(scores: Sequence[TripleScore]) -> str:
+    """How much a choice among triples could be noise, in words."""
+    if len(scores) < 2:
+        return "Only one triple was measured."
+    first, second = scores[0], scores[1]
+    gap = first.reward - second.reward
+    noise = [s.reward_sd for s in (first, second) if s.reward_sd is not None]
+    if not noise:
+        return (f"The runner-up trails by {gap:.4f} in reward, from a single training each; the seed noise was not "
+                "measured (--seeds 3 retrains the best triples before one is chosen).")
+    verdict = "more than" if gap > max(noise) else "within"
+    return f"The runner-up trails by {gap:.4f} in reward, {verdict} the seed noise (sd {max(noise):.4f})."
