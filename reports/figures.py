@@ -5,52 +5,49 @@ from html import escape
 from typing import Any
 
 import optuna
-import pandas as pd
 import plotly.graph_objects as go
 
-from reports.info import FrontInfo, ScalingInfo
+from reports.info import FrontInfo, Point, ScalingInfo
+from search.confirmation import ConfirmResult
 
 LAYOUT = {"template": "plotly_white", "height": 460, "margin": {"l": 60, "r": 20, "t": 30, "b": 50}}
 
 
-def _hover(record: pd.Series) -> str:
-    return (f"trial {int(record['number'])}<br>accuracy {record['accuracy']:.4f}<br>MACs {int(record['macs']):,}"
-            f"<br>params {int(record['params']):,}<br>{escape(str(record['arch']))}")
+STYLES = {
+    "dominated": ("dominated", {"color": "#b8bfcc", "size": 8, "symbol": "circle"}),
+    "front": ("Pareto front", {"color": "#2a62c9", "size": 10, "symbol": "circle"}),
+    "baseline": ("chosen baseline", {"color": "#e8590c", "size": 16, "symbol": "star"}),
+    "stopped": ("stopped early (accuracy at its last rung)", {"color": "#8a93a6", "size": 8, "symbol": "circle-open"}),
+    "infeasible": ("infeasible (not trained)", {"color": "#c92a2a", "size": 9, "symbol": "x"}),
+}
 
 
-def pareto_figure(frame: pd.DataFrame, info: FrontInfo) -> go.Figure:
-    """One marker per trial: dominated, front, baseline, and infeasible (untrained, drawn at accuracy 0)."""
-    by_number = frame.set_index("number", drop=False)
-    groups: dict[str, list[int]] = {"dominated": [], "front": [], "baseline": []}
-    for number, keep in zip(info.numbers, info.on_front):
-        groups["baseline" if number == info.baseline else ("front" if keep else "dominated")].append(number)
+def _hover(p: Point) -> str:
+    trials = ", ".join(map(str, p.numbers))
+    spread = f" ± {p.sd:.4f}" if p.sd is not None else ""
+    return "<br>".join(x for x in (
+        f"{escape(p.label)}" if p.label else "", f"trial {trials}", f"accuracy {p.accuracy:.4f}{spread}",
+        f"MACs {int(p.macs):,}", f"params {p.params:,}", escape(p.note) if p.note else "", escape(p.arch)) if x)
+
+
+def pareto_figure(info: FrontInfo) -> go.Figure:
+    """One marker per architecture (repeats merged, with their spread), stopped and infeasible trials apart; the
+    base architecture named on the plot."""
     fig = go.Figure()
-    styles = {
-        "dominated": {"color": "#b8bfcc", "size": 8, "symbol": "circle"},
-        "front": {"color": "#2a62c9", "size": 10, "symbol": "circle"},
-        "baseline": {"color": "#e8590c", "size": 16, "symbol": "star"},
-    }
-    front = sorted(zip((by_number.loc[n, "macs"] for n in info.front_numbers),
-                       (by_number.loc[n, "accuracy"] for n in info.front_numbers)))
+    front = sorted((p.macs, p.accuracy) for p in info.points if p.kind in ("front", "baseline"))
     if front:
         fig.add_trace(go.Scatter(x=[m for m, _ in front], y=[a for _, a in front], mode="lines", name="front line",
                                  line={"color": "#2a62c9", "shape": "hv", "width": 1}, hoverinfo="skip"))
-    names = {"dominated": "dominated", "front": "Pareto front", "baseline": "chosen baseline"}
-    for group, numbers in groups.items():
-        if not numbers:
+    for kind, (name, marker) in STYLES.items():
+        points = [p for p in info.points if p.kind == kind]
+        if not points:
             continue
-        rows = [by_number.loc[n] for n in numbers]
+        spread = [p.sd or 0.0 for p in points]
         fig.add_trace(go.Scatter(
-            x=[r["macs"] for r in rows], y=[r["accuracy"] for r in rows], mode="markers", name=names[group],
-            marker=styles[group], text=[_hover(r) for r in rows], hovertemplate="%{text}<extra></extra>"))
-    if info.infeasible_numbers:
-        rows = [by_number.loc[n] for n in info.infeasible_numbers]
-        fig.add_trace(go.Scatter(
-            x=[r["macs"] for r in rows], y=[0.0] * len(rows), mode="markers", name="infeasible (not trained)",
-            marker={"color": "#c92a2a", "symbol": "x", "size": 9},
-            text=[f"trial {int(r['number'])}<br>{escape(str(r['infeasible']))}<br>params {int(r['params']):,}<br>"
-                  f"{escape(str(r['arch']))}" for r in rows],
-            hovertemplate="%{text}<extra></extra>"))
+            x=[p.macs for p in points], y=[p.accuracy for p in points], mode="markers+text", name=name,
+            marker=marker, text=[p.label or "" for p in points], textposition="top center",
+            error_y={"type": "data", "array": spread, "visible": any(spread)},
+            customdata=[_hover(p) for p in points], hovertemplate="%{customdata}<extra></extra>"))
     fig.update_layout(**LAYOUT, xaxis_title="MACs (multiply-adds)", yaxis_title="validation accuracy",
                       legend={"orientation": "h", "y": -0.18})
     return fig
@@ -59,8 +56,8 @@ def pareto_figure(frame: pd.DataFrame, info: FrontInfo) -> go.Figure:
 def hypervolume_figure(info: FrontInfo) -> go.Figure:
     fig = go.Figure(go.Scatter(x=list(range(1, len(info.hypervolume) + 1)), y=info.hypervolume,
                                mode="lines+markers", name="hypervolume"))
-    fig.update_layout(**{**LAYOUT, "height": 320}, xaxis_title="complete trials",
-                      yaxis_title=f"hypervolume (ref: acc 0, {info.hypervolume_reference_macs:,.0f} MACs)")
+    fig.update_layout(**{**LAYOUT, "height": 340, "margin": {"l": 80, "r": 20, "t": 30, "b": 50}},
+                      xaxis_title="complete trials", yaxis={"title": {"text": "hypervolume"}, "automargin": True})
     return fig
 
 
@@ -128,4 +125,45 @@ def family_accuracy_figure(rows: list[dict[str, Any]]) -> go.Figure:
                                textposition="top center", name="trained members", marker={"size": 10}))
     fig.update_layout(**{**LAYOUT, "height": 380}, xaxis_title="MACs (multiply-adds, real)", xaxis_type="log",
                       yaxis_title="validation accuracy", showlegend=False)
+    return fig
+
+
+ROLE_STYLES = {
+    "candidate": {"color": "#2a62c9", "size": 10, "symbol": "circle"},
+    "baseline": {"color": "#e8590c", "size": 16, "symbol": "star"},
+    "reference": {"color": "#495057", "size": 11, "symbol": "diamond"},
+}
+
+
+def confirmed_figure(result: ConfirmResult) -> go.Figure:
+    """The confirmed architectures at the longer budget: mean accuracy over seeds with its sd, references named."""
+    fig = go.Figure()
+    for role, marker in ROLE_STYLES.items():
+        rows = [c for c in result.rows if c.entry.role == role]
+        if not rows:
+            continue
+        fig.add_trace(go.Scatter(
+            x=[c.macs for c in rows], y=[c.mean for c in rows], mode="markers+text", name=role,
+            marker=marker, error_y={"type": "data", "array": [c.sd or 0.0 for c in rows], "visible": True},
+            text=[c.entry.label if role != "candidate" or "base" in c.entry.label else "" for c in rows],
+            textposition="top center",
+            customdata=[f"{escape(c.entry.label)}<br>accuracy {c.mean:.4f} ± {c.sd or 0:.4f} ({len(c.accuracies)} "
+                        f"seeds)<br>MACs {c.macs:,}<br>{escape(c.entry.arch)}" for c in rows],
+            hovertemplate="%{customdata}<extra></extra>"))
+    fig.update_layout(**LAYOUT, xaxis_title="MACs (multiply-adds)", xaxis_type="log",
+                      yaxis_title=f"validation accuracy at {result.epochs} epochs (mean ± sd)",
+                      legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+def fidelity_figure(result: ConfirmResult) -> go.Figure:
+    """The study's (proxy) accuracy against the confirmed mean, one point per retrained trial."""
+    rows = [c for c in result.rows if c.entry.proxy_accuracy is not None]
+    fig = go.Figure(go.Scatter(
+        x=[c.entry.proxy_accuracy for c in rows], y=[c.mean for c in rows], mode="markers+text",
+        error_y={"type": "data", "array": [c.sd or 0.0 for c in rows], "visible": True},
+        text=[c.entry.label for c in rows], textposition="top center", marker={"size": 10, "color": "#2a62c9"},
+        hovertemplate="study %{x:.4f}<br>confirmed %{y:.4f}<extra></extra>"))
+    fig.update_layout(**{**LAYOUT, "height": 400}, xaxis_title="accuracy in the study (the proxy)",
+                      yaxis_title=f"confirmed accuracy at {result.epochs} epochs", showlegend=False)
     return fig

@@ -11,19 +11,21 @@ from typing import Any
 
 import optuna
 
-from reports import nas, scaling
+from reports import confirm, nas, scaling
 from reports.frames import study_records, trials_frame
 from reports.layout import PLOTLY_JS, page, safe_name
 from search import selection
 from search.files import remove_stale_temporaries, write_atomic
 
-BODIES = {"nas": nas.nas_body, "scaling": scaling.scaling_body, "family": scaling.family_body}
+BODIES = {"nas": nas.nas_body, "scaling": scaling.scaling_body, "family": scaling.family_body,
+          "confirm": confirm.confirm_body}
 
 
-def study_page(study: optuna.Study) -> str:
+def study_page(study: optuna.Study, siblings: nas.Siblings = lambda name: None) -> str:
+    """A study's page; ``siblings`` finds the other studies of its storage (a NAS page shows its confirmation)."""
     records = study_records(study)
     frame = trials_frame(records)
-    body = BODIES.get(study.user_attrs.get("kind"), nas.nas_body)(study, records, frame)
+    body = BODIES.get(study.user_attrs.get("kind"), nas.nas_body)(study, records, frame, siblings)
     return page(f"effnas — {study.study_name}", body)
 
 
@@ -57,10 +59,15 @@ def write_report(storage: Any, *, names: list[str], out: Path, storage_label: st
 
     files: dict[str, str] = {}
     entries = []
+    available = set(optuna.get_all_study_names(storage))
+
+    def siblings(name: str) -> optuna.Study | None:
+        return optuna.load_study(study_name=name, storage=storage) if name in available else None
+
     for name in names:
         study = optuna.load_study(study_name=name, storage=storage)
         file_name = safe_name(name)
-        files[file_name] = study_page(study)
+        files[file_name] = study_page(study, siblings)
         entries.append(index_entry(study, file_name))
     files["index.html"] = index_page(entries, storage_label=storage_label)
     out.mkdir(parents=True, exist_ok=True)

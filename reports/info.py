@@ -2,46 +2,73 @@
 from search/selection, as in the CLI, and tests check them without a browser."""
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from search import selection
+from search import fidelity, selection
 from search.record import TrialRecord
 from search.selection import TripleScore
 
 
 @dataclass(frozen=True)
+class Point:
+    """One marker of the Pareto plot: an architecture (its repeats merged), a stopped or an infeasible trial."""
+
+    numbers: tuple[int, ...]
+    arch: str
+    accuracy: float  # the mean over repeats; a stopped trial's at its last rung; 0 when never trained
+    sd: float | None  # over repeats
+    macs: float
+    params: int
+    kind: str  # front, dominated, baseline, stopped, infeasible
+    label: str | None = None  # a name drawn beside the point (the base)
+    note: str | None = None  # why it is drawn as it is
+
+
+@dataclass(frozen=True)
 class FrontInfo:
-    numbers: list[int]
-    accuracy: list[float]
-    macs: list[float]
-    on_front: list[bool]
-    infeasible_numbers: list[int]
-    infeasible_macs: list[float]
+    points: list[Point]
+    numbers: list[int]  # every complete trial
     baseline: int | None
     front_numbers: list[int]
+    infeasible_macs: list[float]
     hypervolume: list[float]  # after each complete trial, in completion order
     hypervolume_reference_macs: float
 
 
-def front_info(records: Sequence[TrialRecord], *, target_macs: float | None) -> FrontInfo:
+def front_info(records: Sequence[TrialRecord], *, target_macs: float | None,
+               base_label: str = "the base") -> FrontInfo:
     done = selection.measured(records)
-    numbers = [r.number for r in done]
-    accuracy = [float(r.accuracy) for r in done]
-    macs = [float(r.macs) for r in done]
-    front = {r.number for r in selection.pareto_front(done)}
-    chosen = selection.choose_baseline(done, target_macs=target_macs) if target_macs else None
-    infeasible = [r for r in records if r.infeasible is not None]
+    merged = selection.measured(records, merge=True)
+    front = {r.number for r in selection.pareto_front(records)}
+    chosen = selection.choose_baseline(records, target_macs=target_macs) if target_macs else None
+    points = []
+    for r in merged:
+        repeats = [x for x in done if (x.arch, x.resolution, x.epochs) == (r.arch, r.resolution, r.epochs)]
+        kind = "baseline" if chosen is not None and r.number == chosen.number else (
+            "front" if r.number in front else "dominated")
+        sd = statistics.stdev(x.accuracy for x in repeats) if len(repeats) > 1 else None
+        points.append(Point(numbers=tuple(x.number for x in repeats), arch=r.arch, accuracy=r.accuracy, sd=sd,
+                            macs=float(r.macs), params=int(r.params or 0), kind=kind,
+                            label=base_label if any(x.enqueued for x in repeats) else None,
+                            note=f"{len(repeats)} trainings, mean" if len(repeats) > 1 else None))
+    for r in records:
+        if r.stopped_at is not None and r.macs is not None:
+            at = fidelity.rung_accuracies(r.rung_accuracy).get(r.stopped_at, 0.0)
+            points.append(Point(numbers=(r.number,), arch=str(r.arch), accuracy=at, sd=None, macs=float(r.macs),
+                                params=int(r.params or 0), kind="stopped",
+                                note=f"stopped by successive halving after {r.stopped_at} of {r.epochs} epochs"))
+        elif r.infeasible is not None:
+            points.append(Point(numbers=(r.number,), arch=str(r.arch), accuracy=0.0, sd=None, macs=float(r.macs),
+                                params=int(r.params or 0), kind="infeasible", note=r.infeasible))
     by_completion = sorted(done, key=lambda r: r.datetime_complete)
-    reference = max(macs) * 1.1 if macs else 1.0
+    reference = max(float(r.macs) for r in done) * 1.1 if done else 1.0
     history = selection.hypervolume_history([float(r.accuracy) for r in by_completion],
                                             [float(r.macs) for r in by_completion], max_macs=reference)
-    return FrontInfo(numbers=numbers, accuracy=accuracy, macs=macs, on_front=[n in front for n in numbers],
-                     infeasible_numbers=[r.number for r in infeasible],
-                     infeasible_macs=[float(r.macs) for r in infeasible],
-                     baseline=chosen.number if chosen else None,
-                     front_numbers=[n for n in numbers if n in front], hypervolume=history,
-                     hypervolume_reference_macs=reference)
+    return FrontInfo(points=points, numbers=[r.number for r in done], baseline=chosen.number if chosen else None,
+                     front_numbers=sorted(front), infeasible_macs=[p.macs for p in points if p.kind == "infeasible"],
+                     hypervolume=history, hypervolume_reference_macs=reference)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ code,pre{font-family:ui-monospace,Menlo,monospace;font-size:.8rem}pre{background
 border-radius:3px;font-size:.7rem;text-align:center;line-height:1.1;padding:2px 0;min-width:2.2rem}
 .stage.se{background:#c2574a}.stage.ds{background:#6b9a4a}.scroll{max-height:28rem;overflow:auto}
 .scroll td.l{white-space:nowrap}
+.warn{background:#fff4e6;border-left:4px solid #e8590c;padding:.4rem .6rem}
 """
 SORT_JS = """
 document.querySelectorAll('table.sortable th').forEach(function(th, col){th.addEventListener('click', function(){
@@ -85,7 +86,7 @@ def _cell(value: Any) -> tuple[str, str]:
 
 
 SAMPLERS = {"scaling": "grid: every triple once, then the best --top with --seeds seeds",
-            "family": "none: one trial per phi"}
+            "family": "none: one trial per phi", "confirm": "none: each architecture once per seed"}
 
 
 def repro_block(study: optuna.Study, frame: pd.DataFrame) -> str:
@@ -108,8 +109,8 @@ def repro_block(study: optuna.Study, frame: pd.DataFrame) -> str:
 
 def trials_table(frame: pd.DataFrame) -> str:
     columns = [c for c in ("number", "state", "role", "accuracy", "macs", "params", "reward", "alpha", "beta",
-                           "gamma", "replicate", "phi", "macs_ratio", "resolution", "train_seconds", "infeasible",
-                           "duplicate_of", "crashes", "error", "arch")
+                           "gamma", "replicate", "phi", "macs_ratio", "resolution", "train_seconds", "stopped_at",
+                           "infeasible", "duplicate_of", "crashes", "error", "arch")
                if c in frame.columns]
     return f'<div class="scroll">{table_html(frame[columns], left=("state", "arch", "error", "infeasible"))}</div>'
 

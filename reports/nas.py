@@ -2,6 +2,8 @@
 architectures stage by stage, and every trial."""
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from html import escape
 
 import optuna
@@ -10,37 +12,88 @@ import pandas as pd
 from reports import figures
 from reports.info import front_info
 from reports.layout import figure_html, header, repro_block, trials_table
+from search.confirmation import ConfirmResult, confirm_result
 from search.record import TrialRecord
 from space.arch import ArchSpec
 
+MIN_TRIALS_FOR_IMPORTANCE = 30
+Siblings = Callable[[str], "optuna.Study | None"]  # another study of the same storage, by name
 
-def nas_body(study: optuna.Study, records: list[TrialRecord], frame: pd.DataFrame) -> str:
+
+def nas_body(study: optuna.Study, records: list[TrialRecord], frame: pd.DataFrame, siblings: Siblings) -> str:
     target = study.user_attrs.get("target_macs")
-    info = front_info(records, target_macs=target)
+    base = json.loads(study.user_attrs.get("config", "{}")).get("base", "")
+    info = front_info(records, target_macs=target, base_label=f"{base} (base)" if "_" not in base else "the base")
     parts = [header(study, frame)]
     if not info.numbers:
         parts.append("<p>No complete trial yet.</p>")
     else:
-        baseline = frame[frame["number"] == info.baseline].iloc[0] if info.baseline is not None else None
-        if baseline is not None:
-            parts.append(f"<p>Chosen baseline: <b>trial {int(baseline['number'])}</b> — accuracy "
-                         f"{baseline['accuracy']:.4f}, {int(baseline['macs']):,} MACs, {int(baseline['params']):,} "
-                         f"params (highest MnasNet reward at T = {int(target):,} MACs)<br>"
-                         f"<code>{escape(str(baseline['arch']))}</code></p>")
-        parts.append("<h2>Pareto front: accuracy against MACs</h2>")
-        parts.append(figure_html(figures.pareto_figure(frame, info), "pareto"))
+        chosen = next(r for r in records if r.number == info.baseline) if info.baseline is not None else None
+        if chosen is not None:
+            parts.append(f"<p>Chosen baseline: <b>trial {chosen.number}</b> — accuracy {chosen.accuracy:.4f}, "
+                         f"{chosen.macs:,} MACs, {chosen.params:,} params (highest MnasNet reward at T = "
+                         f"{int(target):,} MACs)<br><code>{escape(str(chosen.arch))}</code></p>")
+        confirm = siblings(f"{study.study_name}-confirm")
+        result = confirm_result(confirm) if confirm is not None else None
+        parts.append(fidelity_box(result, study.study_name, budget=_budget(study)))
+        parts.append("<h2>Pareto front: accuracy against MACs (the study's proxy training)</h2>")
+        parts.append(figure_html(figures.pareto_figure(info), "pareto"))
+        if result is not None and result.rows:
+            parts.append(f"<h2>Confirmed at {result.epochs} epochs: mean ± sd over seeds, references named</h2>")
+            parts.append(figure_html(figures.confirmed_figure(result), "confirmed"))
         parts.append("<h2>Hypervolume over trials</h2>")
         parts.append(figure_html(figures.hypervolume_figure(info), "hypervolume"))
-        parts.append("<h2>Parameter importances (for accuracy)</h2>")
-        importance = figures.importance_figure(study)
-        parts.append(figure_html(importance, "importance") if importance is not None else
-                     '<p class="muted">Needs at least two complete trials with different parameters.</p>')
+        parts.append(f'<p class="muted">Reference point: accuracy 0 and {info.hypervolume_reference_macs:,.0f} MACs '
+                     "(1.1 × the costliest trial); MACs normalised to it.</p>")
+        parts.append(importance_section(study, len(info.numbers)))
         parts.append("<h2>Pareto architectures, stage by stage</h2>")
         parts.append(arch_grid(frame, info.front_numbers, baseline=info.baseline))
     parts.append("<h2>Trials</h2>")
     parts.append(trials_table(frame))
     parts.append(repro_block(study, frame))
     return "".join(parts)
+
+
+def _budget(study: optuna.Study) -> str:
+    attrs = study.user_attrs
+    if attrs.get("rungs"):
+        return f"successive halving over {attrs['rungs']} epochs"
+    epochs = attrs.get("epochs", json.loads(attrs.get("config", "{}")).get("epochs", "?"))
+    return f"{epochs} epoch(s) per trial"
+
+
+def fidelity_box(result: ConfirmResult | None, name: str, *, budget: str) -> str:
+    """What the study's ranking is worth: the proxy fidelity measured by `effnas confirm`, or that it is not."""
+    if result is None or not result.rows:
+        return (f'<p class="warn">How far can this front be trusted? Nothing measures it yet: every trial trained '
+                f"once ({escape(budget)}), with its own seed. <code>effnas confirm --study {escape(name)}</code> "
+                "retrains the best at a longer budget with several seeds and measures how well this ranking "
+                "predicts it.</p>")
+    f = result.fidelity
+    tau = (f"Kendall τ = {f.tau:.2f} (p = {f.p_value:.3f}) over {f.n} retrained trials" if f.tau is not None
+           else f"Kendall τ not measurable over {f.n} retrained trial(s)")
+    noise = (f"seed noise sd {f.seed_noise:.4f} against a spread of {f.spread:.4f} between architectures"
+             if f.seed_noise is not None and f.spread is not None else "seed noise not measured (one seed)")
+    text = (f"<p><b>Proxy fidelity</b> (<code>{escape(result.study)}</code>, {result.epochs} epochs): {tau} "
+            f"between this study's accuracy and the confirmed mean; {noise}.")
+    if result.baseline is not None:
+        text += f" Confirmed baseline: <b>{escape(result.baseline.entry.label)}</b>."
+    warnings = "".join(f'<p class="warn">Warning: {escape(w)}.</p>' for w in f.warnings())
+    return text + "</p>" + warnings
+
+
+def importance_section(study: optuna.Study, complete: int) -> str:
+    head = "<h2>Parameter importances (for accuracy)</h2>"
+    if complete < MIN_TRIALS_FOR_IMPORTANCE:
+        return (f'{head}<p class="muted">Not shown: {complete} complete trials. fANOVA fits a random forest to the '
+                f"accuracies over every choice of every stage (35 for a 7-stage base); below "
+                f"{MIN_TRIALS_FOR_IMPORTANCE} trials its ranking is mostly noise.</p>")
+    importance = figures.importance_figure(study)
+    if importance is None:
+        return f'{head}<p class="muted">fANOVA could not be fitted to these trials.</p>'
+    return (f"{head}{figure_html(importance, 'importance')}<p class=\"muted\">fANOVA over {complete} trials: which "
+            "choices moved this study's proxy accuracy, not the architectures' accuracy at a full budget; "
+            "importances near zero are indistinguishable from noise at this size.</p>")
 
 
 def arch_grid(frame: pd.DataFrame, numbers: list[int], *, baseline: int | None) -> str:

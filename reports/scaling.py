@@ -20,7 +20,7 @@ RULE = ("Each triple is judged at its real (rounded) cost: the chosen one has th
         "averaged over its seeds.")
 
 
-def scaling_body(study: optuna.Study, records: list[TrialRecord], frame: pd.DataFrame) -> str:
+def scaling_body(study: optuna.Study, records: list[TrialRecord], frame: pd.DataFrame, siblings: object) -> str:
     attrs = study.user_attrs
     parts = [header(study, frame), _baseline_line(attrs)]
     info = scaling_info(records, base_macs=int(attrs.get("base_macs", 1)), phi=float(attrs.get("phi", 1.0)))
@@ -48,7 +48,7 @@ def scaling_body(study: optuna.Study, records: list[TrialRecord], frame: pd.Data
     return "".join(parts)
 
 
-def family_body(study: optuna.Study, records: list[TrialRecord], frame: pd.DataFrame) -> str:
+def family_body(study: optuna.Study, records: list[TrialRecord], frame: pd.DataFrame, siblings: object) -> str:
     attrs = study.user_attrs
     alpha, beta, gamma = (float(v) for v in str(attrs.get("triple", "1,1,1")).split(","))
     parts = [header(study, frame), _baseline_line(attrs),

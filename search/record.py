@@ -31,8 +31,11 @@ class TrialRecord:
     # written when the trial is queued
     enqueued: str | None = attr("queued", "why effnas queued these choices (the base architecture)")
     retry_of: int | None = attr("queued", "the failed trial whose choices this one retries")
-    role: str | None = attr("queued", "what a scaling trial is part of: grid or family")
+    role: str | None = attr("queued", "what the trial is: grid or family (scaling); candidate, baseline or "
+                                      "reference (confirm)")
     triple: str | None = attr("queued", "a family member's alpha,beta,gamma")
+    source_trial: int | None = attr("queued", "a confirmation's trial of the NAS study it retrains")
+    label: str | None = attr("queued", "a confirmation's name for its architecture (trial N, a preset)")
     # written when the trial is asked, before anything trains
     worker: str | None = attr("asked", "HOST:PID of the process that holds the trial")
     arch: str | None = attr("asked", "canonical arch string")
@@ -65,6 +68,8 @@ class TrialRecord:
     images_per_second: float | None = attr("measured", "training throughput")
     device: str | None = attr("measured", "where the trial trained")
     reward: float | None = attr("measured", "MnasNet reward ACC x (MACs/T)^-0.07")
+    rung_accuracy: str | None = attr("measured", "successive halving: epochs -> accuracy where judged, JSON")
+    stopped_at: int | None = attr("measured", "successive halving: the rung (epochs) at which the trial stopped")
     crashes: int | None = attr("measured", "times the trial's Ray worker died and Ray retried it")
     crash: str | None = attr("measured", "the last error of a worker that died under the trial")
     # written when the trial fails

@@ -6,6 +6,7 @@ on trial records (:mod:`search.record`), so they cannot disagree.
 """
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,15 +54,27 @@ def hypervolume_history(accuracy: Sequence[float], macs: Sequence[float], *, max
     return [hypervolume(accuracy[:k], macs[:k], max_macs=max_macs) for k in range(1, len(accuracy) + 1)]
 
 
-def measured(records: Sequence[TrialRecord]) -> list[TrialRecord]:
-    """Complete trials with an accuracy and a cost, in trial-number order."""
-    done = [r for r in records if r.state == "COMPLETE" and r.accuracy is not None and r.macs is not None]
-    return sorted(done, key=lambda r: r.number)
+def measured(records: Sequence[TrialRecord], *, merge: bool = False) -> list[TrialRecord]:
+    """Complete trials with an accuracy and a cost, in trial-number order.
+
+    With ``merge``, trials that measured the same architecture at the same resolution and budget (an old
+    study, or one that allowed repeats) are one record: the first, with their mean accuracy.
+    """
+    done = sorted((r for r in records if r.state == "COMPLETE" and r.accuracy is not None and r.macs is not None),
+                  key=lambda r: r.number)
+    if not merge:
+        return done
+    groups: dict[tuple, list[TrialRecord]] = {}
+    for r in done:
+        key = (r.arch, r.resolution, r.epochs, r.replicate) if r.arch is not None else (r.number,)
+        groups.setdefault(key, []).append(r)
+    return [g[0] if len(g) == 1 else dataclasses.replace(g[0], accuracy=statistics.fmean(x.accuracy for x in g))
+            for g in groups.values()]
 
 
 def pareto_front(records: Sequence[TrialRecord]) -> list[TrialRecord]:
-    """The non-dominated complete trials on (accuracy up, MACs down), cheapest first."""
-    done = measured(records)
+    """The non-dominated complete trials on (accuracy up, MACs down), cheapest first (repeats merged)."""
+    done = measured(records, merge=True)
     mask = pareto_mask([r.accuracy for r in done], [r.macs for r in done])
     return sorted((r for r, keep in zip(done, mask) if keep), key=lambda r: r.macs)
 
@@ -75,8 +88,8 @@ def choose_baseline(records: Sequence[TrialRecord], *, target_macs: float) -> Tr
 
 
 def most_accurate(records: Sequence[TrialRecord]) -> TrialRecord | None:
-    """The highest validation accuracy; ties go to fewer MACs, then the earlier trial."""
-    done = measured(records)
+    """The highest validation accuracy; ties go to fewer MACs, then the earlier trial (repeats merged)."""
+    done = measured(records, merge=True)
     return max(done, key=lambda r: (r.accuracy, -r.macs, -r.number)) if done else None
 
 
@@ -130,3 +143,40 @@ def choose_triple(records: Sequence[TrialRecord], *, target_macs: float) -> Trip
 
 def _sd(values: Sequence[float]) -> float | None:
     return statistics.stdev(values) if len(values) > 1 else None
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """How well a cheap proxy (a study's short training) ranks architectures as a longer training does."""
+
+    tau: float | None  # Kendall's tau between the proxy accuracy and the confirmed mean
+    p_value: float | None
+    n: int  # architectures with both
+    seed_noise: float | None  # pooled sd of an architecture's accuracy over seeds
+    spread: float | None  # sd of the confirmed means across architectures
+
+    def warnings(self) -> list[str]:
+        found = []
+        if self.tau is not None and self.tau < 0.5:
+            found.append(f"the proxy ranks architectures poorly (Kendall tau {self.tau:.2f} < 0.5): its front may be "
+                         "mostly noise")
+        if self.seed_noise is not None and self.spread is not None and self.seed_noise > self.spread:
+            found.append(f"seed noise (sd {self.seed_noise:.4f}) is larger than the spread between architectures "
+                         f"(sd {self.spread:.4f}): one training per architecture cannot rank them")
+        return found
+
+
+def proxy_fidelity(proxy: Sequence[float], confirmed: Sequence[Sequence[float]]) -> Fidelity:
+    """``proxy[i]``: architecture i's accuracy in the study; ``confirmed[i]``: its accuracies at the longer budget,
+    one per seed. Kendall's tau (with its p-value) needs two architectures; the noise needs two seeds."""
+    from scipy.stats import kendalltau
+
+    means = [statistics.fmean(c) for c in confirmed]
+    tau = p_value = None
+    if len(proxy) >= 2 and len(set(proxy)) > 1 and len(set(means)) > 1:
+        result = kendalltau(proxy, means)
+        tau, p_value = float(result.statistic), float(result.pvalue)
+    variances = [statistics.variance(c) for c in confirmed if len(c) > 1]
+    noise = statistics.fmean(variances) ** 0.5 if variances else None
+    spread = statistics.stdev(means) if len(means) > 1 else None
+    return Fidelity(tau=tau, p_value=p_value, n=len(proxy), seed_noise=noise, spread=spread)

@@ -16,15 +16,17 @@ from typing import Any
 def setting(default: Any, help: str, *, low: float | None = None, high: float | None = None,
             at_most: float | None = None,
             positive: bool = False, optional: bool = False, choices: tuple[str, ...] = (),
-            pattern: str | None = None, commands: tuple[str, ...] | None = None, flag: str | None = None) -> Any:
+            pattern: str | None = None, commands: tuple[str, ...] | None = None, flag: str | None = None,
+            defaults: dict[str, Any] | None = None) -> Any:
     """A dataclass field with what the boundary needs to validate it.
 
     ``low`` and ``at_most`` are inclusive, ``high`` exclusive; ``positive`` means strictly > 0; ``optional``
     allows None; ``commands`` names the commands that take it as a flag (None: every command that trains); ``flag`` is
-    the flag when it is not ``--`` and the name with dashes.
+    the flag when it is not ``--`` and the name with dashes; ``defaults`` gives a command its own default.
     """
-    metadata = {"help": help, "low": low, "high": high, "at_most": at_most, "positive": positive, "optional": optional,
-                "choices": tuple(choices), "pattern": pattern, "commands": commands, "flag": flag}
+    metadata = {"help": help, "low": low, "high": high, "at_most": at_most, "positive": positive,
+                "optional": optional, "choices": tuple(choices), "pattern": pattern, "commands": commands,
+                "flag": flag, "defaults": defaults or {}}
     return dataclasses.field(default=default, metadata=metadata)
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -27,10 +28,15 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainResult:
-    accuracy: float
+    accuracy: float  # at the last epoch trained (a rung's, when the trial was stopped there)
     loss: float
     train_seconds: float
     images_per_second: float
+    rung_accuracy: dict[int, float] = field(default_factory=dict)  # epochs -> accuracy where it was judged
+    stopped_at: int | None = None  # the rung (epochs) at which the trial was stopped; None: trained in full
+
+
+Judge = Callable[[int, float], bool]  # (epochs trained, validation accuracy) -> go on?
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -54,8 +60,13 @@ def _lr_factor(step: int, total: int, warmup: int) -> float:
 
 
 def train_and_evaluate(model: nn.Module, data: Dataset, settings: TrainSettings, device: torch.device, *,
-                       seed: int) -> TrainResult:
-    """Train ``model`` on ``data`` (already on ``device``) and return its validation accuracy."""
+                       seed: int, judge_at: tuple[int, ...] = (), judge: Judge | None = None) -> TrainResult:
+    """Train ``model`` on ``data`` (already on ``device``) and return its validation accuracy.
+
+    After each epoch count in ``judge_at`` the model is evaluated and ``judge`` decides whether training goes
+    on (successive halving); the schedule stays the one of ``settings.epochs`` either way, and evaluating
+    draws no random numbers, so a trial judged on the way trains exactly as one that is not.
+    """
     cuda = device.type == "cuda"
     model = model.to(device, memory_format=torch.channels_last)  # faster on CUDA and (2-3x) on CPU too
     optimizer = _optimizer(model, settings)
@@ -64,10 +75,10 @@ def train_and_evaluate(model: nn.Module, data: Dataset, settings: TrainSettings,
     steps_per_epoch = max(1, count // settings.batch_size)
     total = steps_per_epoch * settings.epochs
     warmup = max(1, int(total * settings.warmup_fraction))
-    step = 0
+    step, stopped_at, rung_accuracy = 0, None, {}
     start = time.perf_counter()
     model.train()
-    for _ in range(settings.epochs):
+    for epoch in range(settings.epochs):
         order = torch.randperm(count, generator=generator, device=data.train_x.device)
         for batch in range(steps_per_epoch):
             index = order[batch * settings.batch_size:(batch + 1) * settings.batch_size]
@@ -84,13 +95,25 @@ def train_and_evaluate(model: nn.Module, data: Dataset, settings: TrainSettings,
                 nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
             optimizer.step()
             step += 1
-    recalibrate_batch_norm(model, data, batch_size=max(256, settings.batch_size))
+        if judge is not None and epoch + 1 in judge_at:
+            recalibrate_batch_norm(model, data, batch_size=max(256, settings.batch_size))
+            accuracy, val_loss = evaluate(model, data, batch_size=max(256, settings.batch_size), device=device)
+            rung_accuracy[epoch + 1] = accuracy
+            model.train()
+            if not judge(epoch + 1, accuracy):
+                stopped_at = epoch + 1
+                break
+    if stopped_at is None:
+        recalibrate_batch_norm(model, data, batch_size=max(256, settings.batch_size))
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    accuracy, val_loss = evaluate(model, data, batch_size=max(256, settings.batch_size), device=device)
+    if stopped_at is None:
+        accuracy, val_loss = evaluate(model, data, batch_size=max(256, settings.batch_size), device=device)
+        rung_accuracy[settings.epochs] = accuracy
     return TrainResult(accuracy=accuracy, loss=val_loss, train_seconds=seconds,
-                       images_per_second=total * settings.batch_size / max(seconds, 1e-9))
+                       images_per_second=step * settings.batch_size / max(seconds, 1e-9),
+                       rung_accuracy=rung_accuracy, stopped_at=stopped_at)
 
 
 @torch.no_grad()

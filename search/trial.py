@@ -15,7 +15,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search import lifecycle, record
+from search import fidelity, lifecycle, record
+from search.fidelity import Rungs
 from search.selection import mnas_reward
 from search.settings import TrainSettings
 from space.arch import ArchSpec
@@ -52,13 +53,15 @@ class TrialSpec:
     split_seed: int
     seed: int
     train: TrainSettings
+    judge_at: tuple[int, ...] = ()  # successive halving: epochs after which the trial is judged
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrialSpec:
-        return cls(**{**values, "train": TrainSettings(**values["train"])})
+        return cls(**{**values, "train": TrainSettings(**values["train"]),
+                      "judge_at": tuple(values.get("judge_at", ()))})
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -73,11 +76,12 @@ class TrialTemplate:
     num_classes: int
     seed: int
     train: TrainSettings
+    rungs: Rungs | None = None  # successive halving; None: every trial trains train.epochs
 
     def spec(self, *, number: int, arch: ArchSpec, resolution: int) -> TrialSpec:
         return TrialSpec(number=number, arch=str(arch), resolution=resolution, dataset=self.dataset,
                          num_classes=self.num_classes, split_seed=self.seed, seed=trial_seed(self.seed, number),
-                         train=self.train)
+                         train=self.train, judge_at=self.rungs.judged_at() if self.rungs else ())
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,7 @@ class Candidate:
     trial: optuna.Trial
     spec: TrialSpec
     cost: Cost
+    rung_accuracy: dict[int, float] = field(default_factory=dict)  # what it recorded where it was judged
 
 
 class TrialPlanner:
@@ -176,17 +181,21 @@ class TrialPlanner:
         Every worker records the architecture before it looks for a twin, so of two workers that propose the
         same one at the same instant, the later trial always sees the earlier and yields.
         """
-        key = (str(proposal.arch), proposal.resolution, self.template.train.epochs)
-        for other in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+        key = (str(proposal.arch), proposal.resolution, self.template.train.epochs, proposal.attrs.get("replicate"))
+        states = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.PRUNED)
+        for other in self.study.get_trials(deepcopy=False, states=states):
             a = other.user_attrs
-            if other.number == trial.number or (a.get("arch"), a.get("resolution"), a.get("epochs")) != key:
+            if other.number == trial.number or (a.get("arch"), a.get("resolution"), a.get("epochs"),
+                                                a.get("replicate")) != key:
                 continue
-            if other.state == TrialState.COMPLETE or (other.number < trial.number and not self.reuse_duplicates):
+            if other.state == TrialState.PRUNED and a.get("stopped_at") is None:
+                continue  # over the budget, or a duplicate itself: nothing was measured
+            if other.state != TrialState.RUNNING or (other.number < trial.number and not self.reuse_duplicates):
                 return other
         return None
 
     def _record_duplicate(self, trial: optuna.Trial, twin: FrozenTrial) -> None:
-        if self.reuse_duplicates:  # the twin's measurement stands for this proposal too
+        if self.reuse_duplicates and twin.state == TrialState.COMPLETE:  # its measurement stands for this one
             measured = {k: twin.user_attrs[k] for k in record.MEASURED + ("reward",) if k in twin.user_attrs}
             record.write(trial, {**measured, "duplicate_of": twin.number})
             self.study.tell(trial, list(twin.values))
@@ -208,8 +217,31 @@ class TrialPlanner:
             **proposal.attrs,
         })
 
+    def judge(self, candidate: Candidate, epochs: int, accuracy: float) -> bool:
+        """Successive halving: record the trial's accuracy at a rung and say whether it goes on."""
+        candidate.rung_accuracy[epochs] = accuracy
+        record.write(candidate.trial, {"rung_accuracy": fidelity.encode(candidate.rung_accuracy)})
+        recorded = []
+        for other in self.study.get_trials(deepcopy=False):
+            if other.number != candidate.trial.number and other.user_attrs.get("macs") is not None:
+                at = fidelity.rung_accuracies(other.user_attrs.get("rung_accuracy")).get(epochs)
+                if at is not None:
+                    recorded.append((at, float(other.user_attrs["macs"])))
+        return fidelity.goes_on(recorded, (accuracy, float(candidate.cost.macs)), eta=self.template.rungs.eta)
+
+    def stop(self, candidate: Candidate, result: dict[str, Any]) -> None:
+        """Record a trial that successive halving stopped at a rung (PRUNED: it never reached the full budget)."""
+        try:
+            record.write(candidate.trial, {**result, "rung_accuracy": fidelity.encode(candidate.rung_accuracy)})
+            self.study.tell(candidate.trial, state=TrialState.PRUNED)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass
+
     def complete(self, candidate: Candidate, result: dict[str, Any]) -> list[float] | None:
         """Record a worker's result; None if another worker already declared this trial dead (and requeued it)."""
+        if result.get("stopped_at") is not None:
+            self.stop(candidate, result)
+            return None
         trial = candidate.trial
         accuracy = float(result["accuracy"])
         reward = mnas_reward(accuracy, candidate.cost.macs, self.target_macs)

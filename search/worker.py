@@ -10,7 +10,8 @@ import torch
 
 from models import build
 from search.data import Dataset, load_dataset
-from search.train import TrainingDiverged, pick_device, train_and_evaluate
+from search.fidelity import encode
+from search.train import Judge, TrainingDiverged, pick_device, train_and_evaluate
 from search.trial import TrialSpec
 from space.arch import ArchSpec
 
@@ -30,8 +31,9 @@ def load_cached(dataset: str, *, resolution: int, split_seed: int, val_fraction:
     return _DATA_CACHE[key]
 
 
-def run_trial(spec: TrialSpec) -> dict[str, Any]:
-    """Build the candidate, train it, and return the record's measured fields."""
+def run_trial(spec: TrialSpec, *, judge: Judge | None = None) -> dict[str, Any]:
+    """Build the candidate, train it, and return the record's measured fields (``judge`` decides at each of
+    ``spec.judge_at`` whether training goes on; a stopped trial returns ``stopped_at`` and no accuracy)."""
     device = pick_device(spec.train.device)
     data = load_cached(spec.dataset, resolution=spec.resolution, split_seed=spec.split_seed,
                        val_fraction=spec.train.val_fraction, device=device)
@@ -39,11 +41,15 @@ def run_trial(spec: TrialSpec) -> dict[str, Any]:
     model = build(ArchSpec.parse(spec.arch), num_classes=spec.num_classes, dropout=spec.train.dropout,
                   drop_path=spec.train.drop_path)
     start = time.perf_counter()
-    result = train_and_evaluate(model, data, spec.train, device, seed=spec.seed)
+    result = train_and_evaluate(model, data, spec.train, device, seed=spec.seed, judge_at=spec.judge_at,
+                                judge=judge)
     if not math.isfinite(result.loss):
         raise TrainingDiverged(f"validation loss is {result.loss}")
+    outcome = {"stopped_at": result.stopped_at} if result.stopped_at is not None else {"accuracy": result.accuracy}
+    if spec.judge_at:
+        outcome["rung_accuracy"] = encode(result.rung_accuracy)
     return {
-        "accuracy": result.accuracy,
+        **outcome,
         "val_loss": result.loss,
         "train_seconds": result.train_seconds,
         "eval_seconds": time.perf_counter() - start - result.train_seconds,

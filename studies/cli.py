@@ -41,9 +41,11 @@ def add_config_flags(p: argparse.ArgumentParser, command: str, *, defaults: dict
     p.add_argument("--config", metavar="FILE.toml", help="study file; flags override its keys")
     p.set_defaults(command_name=command)
     for f in command_fields(command):
-        shown = f.default if not isinstance(f.default, tuple) else " ".join(f"{v:g}" for v in f.default)
-        default = (defaults or {}).get(f.name, "none" if f.default is None else shown)
-        p.add_argument(f.flag, dest=f.name, default=argparse.SUPPRESS, metavar=f.name.upper().rstrip("S"),
+        value = f.default_for(command)
+        shown = value if not isinstance(value, tuple) else " ".join(f"{v:g}" for v in value)
+        default = (defaults or {}).get(f.name, "none" if value is None else shown)
+        p.add_argument(f.flag, dest=f.name, default=argparse.SUPPRESS,
+                       metavar=f.name.upper().rstrip("S") if f.kind is tuple else f.name.upper(),
                        nargs="+" if f.kind is tuple else None, help=f"{f.help} (default: {default})")
 
 
@@ -91,7 +93,8 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 STUDY_NAMES = ("Studies share a root name NAME (--study, default effnas): NAME is the NAS study, `scale` trains "
-               "its grid into NAME-scaling and `family --train` its family into NAME-family.")
+               "its grid into NAME-scaling, `family --train` its family into NAME-family and `confirm` its "
+               "confirmation into NAME-confirm.")
 
 
 def add_scale(commands) -> None:
@@ -178,6 +181,45 @@ def run_family(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_confirm(commands) -> None:
+    p = commands.add_parser("confirm", help="retrain the best of a NAS study longer, with seeds and references",
+                            description="Retrain the top --top of the NAS study's front, its chosen baseline, its "
+                                        "base and --references at --epochs (default: 5x the study's) with --seeds "
+                                        "seeds into NAME-confirm; print mean ± sd per architecture, the proxy "
+                                        "fidelity (Kendall tau of the study's accuracy against the confirmed mean) "
+                                        "and the confirmed baseline. " + STUDY_NAMES)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    add_config_flags(p, "confirm", defaults={"epochs": "5x the study's", "dataset": "the study's",
+                                             "resolution": "the study's"})
+    p.set_defaults(run=run_confirm)
+
+
+def run_confirm(args: argparse.Namespace) -> int:
+    from studies.confirm import run_confirm as confirm
+    from studies.tables import rows_table
+
+    result = confirm(config_from_args(args))
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    rows = [{"role": c.entry.role, "label": c.entry.label, "MACs": c.macs, "study acc": c.entry.proxy_accuracy,
+             "mean": c.mean, "sd": c.sd, "seeds": len(c.accuracies)} for c in result.rows]
+    print(f"Confirmed at {result.epochs} epochs ({result.study!r}), best mean first:")
+    print(rows_table(rows, ("role", "label", "MACs", "study acc", "mean", "sd", "seeds"), left=("role", "label")))
+    f = result.fidelity
+    tau = f"Kendall tau {f.tau:.2f} (p = {f.p_value:.3f})" if f.tau is not None else "Kendall tau: too few"
+    noise = (f"seed noise sd {f.seed_noise:.4f} against a spread of {f.spread:.4f} between architectures"
+             if f.seed_noise is not None and f.spread is not None else "seed noise: one seed only")
+    print(f"Proxy fidelity over {f.n} architectures of the study: {tau}; {noise}.")
+    for warning in f.warnings():
+        print(f"Warning: {warning}.")
+    if result.baseline is not None:
+        b = result.baseline
+        print(f"Confirmed baseline: {b.entry.label}, accuracy {b.mean:.4f}" + (f" ± {b.sd:.4f}" if b.sd else "")
+              + f" at {b.macs:,} MACs (effnas scale now starts from it)\n  {b.entry.arch}")
+    return 0
+
+
 def add_report(commands) -> None:
     from studies.config import DEFAULT_STORAGE
 
@@ -200,7 +242,7 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = [add_search, add_scale, add_family, add_report, add_show]
+COMMANDS = [add_search, add_confirm, add_scale, add_family, add_report, add_show]
 
 
 def make_parser() -> ArgumentParser:

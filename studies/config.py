@@ -25,7 +25,7 @@ from space.cost import MAX_RESOLUTION
 from space.errors import UserError
 
 DEFAULT_STORAGE = "sqlite:///runs/effnas.db"
-TRAINING_COMMANDS = ("search", "scale", "family")
+TRAINING_COMMANDS = ("search", "scale", "family", "confirm")
 SEARCH = ("search",)
 SCALE = ("scale",)
 FAMILY = ("family",)
@@ -46,9 +46,6 @@ class ScaleSettings:
                               commands=SCALE)
     max_triples: int = setting(30, "refuse a grid of more triples than this, before training any", low=1,
                                commands=SCALE)
-    seeds: int = setting(1, "trainings (seeds) of each of the --top triples before one is chosen", low=1,
-                         at_most=10, commands=SCALE)
-    top: int = setting(3, "triples retrained with --seeds seeds", low=1, commands=SCALE)
     resolution_multiple: int = setting(8, "scaled resolutions round to the nearest multiple of this", low=1,
                                        at_most=512, commands=SCALING)
     num_classes: int | None = setting(None, "classes the costs are counted for (default: the dataset's when it is "
@@ -78,6 +75,17 @@ class StudyConfig:
                                      commands=SEARCH)
     target_macs: int | None = setting(None, "T of the MnasNet reward (default: the base's MACs)", low=1,
                                       optional=True, commands=SEARCH)
+    rungs: tuple[int, ...] | None = setting(None, "successive halving: the epochs of each rung, e.g. 1,3,9 (trials "
+                                                  "train to the last)", optional=True, commands=SEARCH)
+    eta: float = setting(3.0, "successive halving: a trial goes on past a rung only in the top 1/eta there", low=1.01,
+                         at_most=100, commands=SEARCH)
+    top: int = setting(3, "how many of the best (triples; front trials) are trained with --seeds seeds", low=1,
+                       at_most=100, commands=("scale", "confirm"), defaults={"confirm": 5})
+    seeds: int = setting(1, "trainings (seeds) of each of the --top best before one is chosen", low=1, at_most=10,
+                         commands=("scale", "confirm"), defaults={"confirm": 3})
+    references: tuple[str, ...] | None = setting(None, "reference architectures trained beside the candidates, e.g. "
+                                                       "mobilenetv2,mnasnet-b1 (the study's base always)",
+                                                 optional=True, commands=("confirm",))
     executor: str = setting("local", "where trials run", choices=("local", "ray"))
     seed: int = setting(0, "seed of the sampler, the split and the training", low=0, at_most=2**32 - 1)
     base: str = setting("efficientnet-b0", "the architecture the space is built around (preset or arch)",
@@ -115,6 +123,7 @@ class Field:
     help: str
     group: str | None  # None (StudyConfig itself), "train" or "scale"
     commands: tuple[str, ...]
+    defaults: tuple[tuple[str, Any], ...] = ()  # (command, default) where a command has its own
     item: type | None = None  # the element type of a tuple field
     low: float | None = None  # inclusive
     high: float | None = None  # exclusive
@@ -124,6 +133,9 @@ class Field:
     choices: tuple[str, ...] = ()
     pattern: str | None = None
     flag_name: str | None = None
+
+    def default_for(self, command: str) -> Any:
+        return dict(self.defaults).get(command, self.default)
 
     @property
     def flag(self) -> str:
@@ -190,7 +202,7 @@ def _fields_of(cls: type, group: str | None) -> list[Field]:
                          commands=meta["commands"] or TRAINING_COMMANDS, low=meta["low"], high=meta["high"],
                          at_most=meta["at_most"],
                          positive=meta["positive"], optional=meta["optional"], choices=meta["choices"],
-                         pattern=meta["pattern"], flag_name=meta["flag"]))
+                         pattern=meta["pattern"], flag_name=meta["flag"], defaults=tuple(meta["defaults"].items())))
     return out
 
 
@@ -258,7 +270,7 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 def load_config(*, file: str | Path | None = None, overrides: dict[str, Any] | None = None,
                 command: str = "search") -> StudyConfig:
     """Defaults, then the study file, then ``overrides`` (CLI flags that were given)."""
-    values = {f.name: f.default for f in FIELDS}
+    values = {f.name: f.default_for(command) for f in FIELDS}
     space: dict[str, Any] = {}
     data: dict[str, Any] = {}
     if file is not None:

@@ -1,6 +1,7 @@
 """The NAS study: check everything, open the storage, run the executor, print the front and the baseline."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from typing import Any, TextIO
 import optuna
 
 from search import record, samplers, selection
+from search.fidelity import Rungs
 from search.record import TrialRecord
 from search.trial import Budget, TrialPlanner, TrialTemplate, space_proposer
 from space import presets
@@ -44,6 +46,7 @@ def plan_search(config: StudyConfig) -> Plan:
     if space.distinct() < config.trials:
         raise UserError(f"the search space holds {space.distinct()} distinct architectures; --trials "
                         f"{config.trials} asks for more (every architecture is trained once)")
+    rungs = rungs_of(config)
     data = preflight(config)
     budget = Budget(max_macs=config.max_macs, max_params=config.max_params)
     smallest = cost(space.smallest(), config.resolution, num_classes=data.num_classes)
@@ -52,8 +55,22 @@ def plan_search(config: StudyConfig) -> Plan:
         raise UserError(f"no architecture of the search space fits the budget: even the smallest has "
                         f"{'; '.join(problems)}")
     target = config.target_macs or cost(base, config.resolution, num_classes=data.num_classes).macs
-    return Plan(config=config, space=space, template=template(config, data.num_classes), budget=budget,
-                target_macs=target, strategy=strategy, split=data.split)
+    shared = template(config, data.num_classes)
+    if rungs is not None:
+        shared = dataclasses.replace(shared, rungs=rungs, train=dataclasses.replace(shared.train, epochs=rungs.top))
+    return Plan(config=config, space=space, template=shared, budget=budget, target_macs=target, strategy=strategy,
+                split=data.split)
+
+
+def rungs_of(config: StudyConfig) -> Rungs | None:
+    """The successive-halving rungs, or None; trials then train to the last rung, whatever --epochs says."""
+    if config.rungs is None or len(config.rungs) < 2:
+        return None
+    rungs = Rungs(tuple(config.rungs), config.eta)
+    if "epochs" in config.explicit and config.train.epochs != rungs.top:
+        raise UserError(f"--epochs {config.train.epochs} and --rungs {','.join(map(str, rungs.epochs))}: with "
+                        f"successive halving every trial trains to the last rung ({rungs.top} epochs)")
+    return rungs
 
 
 def study_attrs(plan: Plan) -> dict[str, Any]:
@@ -71,6 +88,9 @@ def study_attrs(plan: Plan) -> dict[str, Any]:
         "resolution": plan.config.resolution,
         "seed": plan.config.seed,
         "split": json.dumps(plan.split, sort_keys=True),
+        "epochs": plan.template.train.epochs,
+        "rungs": ",".join(map(str, plan.template.rungs.epochs)) if plan.template.rungs else "",
+        "eta": plan.template.rungs.eta if plan.template.rungs else 0.0,
     }
 
 
@@ -98,10 +118,10 @@ def open_study(plan: Plan, storage: optuna.storages.BaseStorage) -> optuna.Study
     if [d.name.lower() for d in study.directions] != list(strategy.directions):
         raise UserError(f"study {config.study!r} was created with sampler {existing.get('sampler')!r}, "
                         f"whose objectives differ from {strategy.name!r}'s")
-    if existing.get("space") != attrs["space"] or existing.get("resolution") != config.resolution \
-            or existing.get("dataset") != config.dataset:
-        raise UserError(f"study {config.study!r} was created with another search space, dataset or "
-                        "resolution; use another --study name")
+    for key in ("space", "resolution", "dataset", "rungs"):
+        if existing.get(key, attrs[key] if key == "rungs" else None) != attrs[key]:
+            raise UserError(f"study {config.study!r} was created with another {key} ({existing.get(key)!r}); give "
+                            "the same, or another --study name")
     return study
 
 
@@ -112,9 +132,12 @@ def run_search(config: StudyConfig, *, out: TextIO = sys.stdout, err: TextIO = s
                            template=plan.template, n_trials=config.trials, target_macs=plan.target_macs,
                            objectives=plan.strategy.metric_names)
     complete = len(selection.measured(record.read_all(study.get_trials(deepcopy=False))))
+    rungs = plan.template.rungs
+    budget = (f"successive halving over {','.join(map(str, rungs.epochs))} epochs (eta {rungs.eta:g})" if rungs
+              else f"{config.train.epochs} epoch(s) per trial")
     header = (f"study {config.study!r} in {mask_url(config.storage)}: {complete}/{config.trials} "
               f"complete; sampler {plan.strategy.name}, {config.executor} executor, {config.dataset} at "
-              f"{config.resolution}px, {config.train.epochs} epoch(s) per trial")
+              f"{config.resolution}px, {budget}")
     drive(config, planner, total=config.trials, header=header, err=err)
     print_summary(study, target_macs=plan.target_macs, out=out)
     return study

@@ -12,11 +12,12 @@ class Progress:
         self.stream = stream
         self.start = time.perf_counter()
         self.failed = 0
+        self.stopped = 0
         self.best: tuple[float, float] | None = None  # (accuracy, macs)
         self.tty = stream.isatty()
 
-    def update(self, *, done: int, failed: int, best: tuple[float, float] | None) -> None:
-        self.done, self.failed, self.best = done, failed, best
+    def update(self, *, done: int, failed: int, best: tuple[float, float] | None, stopped: int = 0) -> None:
+        self.done, self.failed, self.best, self.stopped = done, failed, best, stopped
         self._draw()
 
     def _draw(self) -> None:
@@ -31,7 +32,8 @@ class Progress:
         best = "best --"
         if self.best is not None:
             best = f"best acc {self.best[0]:.3f} @ {self.best[1] / 1e6:.2f}M MACs"
-        failed = f"  failed {self.failed}" if self.failed else ""
+        failed = (f"  stopped early {self.stopped}" if self.stopped else "") + (
+            f"  failed {self.failed}" if self.failed else "")
         line = f"[{bar}] {self.done}/{self.total} trials  {best}{failed}  {duration(elapsed)} elapsed, ~{left} left"
         if self.tty:
             self.stream.write("\r\033[K" + line)

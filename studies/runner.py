@@ -6,14 +6,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 
 from search import lifecycle, record, selection
 from search.data import check_spec
 from search.executors import make_executor
-from search.trial import Candidate, TrialPlanner, TrialTemplate
+from search.trial import Budget, Candidate, Proposal, TrialPlanner, TrialTemplate
 from space.errors import Terminated, UserError
 from studies.config import DEFAULT_STORAGE, StudyConfig
 from studies.progress import Progress
@@ -100,9 +101,12 @@ def drive(config: StudyConfig, planner: TrialPlanner, *, total: int, header: str
 
     def on_trial(candidate: Candidate, outcome: str) -> None:
         done = record.read_all(planner.complete_trials())
-        failed = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)))
+        states = (TrialState.FAIL, TrialState.PRUNED)
+        ended = record.read_all(study.get_trials(deepcopy=False, states=states))
         best = selection.most_accurate(done)
-        progress.update(done=len(done), failed=failed, best=(best.accuracy, best.macs) if best else None)
+        progress.update(done=len(done), failed=sum(r.state == "FAIL" for r in ended),
+                        stopped=sum(r.stopped_at is not None for r in ended),
+                        best=(best.accuracy, best.macs) if best else None)
 
     try:
         make_executor(config.executor, **config.executor_settings()).run(planner, on_trial=on_trial)
@@ -112,3 +116,43 @@ def drive(config: StudyConfig, planner: TrialPlanner, *, total: int, header: str
         raise
     finally:
         progress.close()
+
+
+def train_list(config: StudyConfig, study: optuna.Study, proposals: dict[tuple, Proposal], *,
+               param_names: tuple[str, ...], marks: dict[str, Any], num_classes: int, header: str,
+               err: TextIO) -> None:
+    """Train a fixed list of proposals (a scaling grid, a family, the architectures to confirm) into ``study``.
+
+    Each proposal is keyed by the values of its params (``param_names``), which is what the study records
+    for it; the next missing key is queued before every ask, so the study resumes like any other and a
+    failed or killed trial is simply asked again. ``marks`` (user attributes) tell the trials of this list
+    from others in the same study (none: every trial is of this list).
+    """
+
+    def ours(trial: FrozenTrial) -> bool:
+        return all(trial.user_attrs.get(k) == v for k, v in marks.items())
+
+    def key_of(trial: FrozenTrial) -> tuple | None:
+        if not ours(trial) or not set(param_names) <= set(trial.params):
+            return None
+        key = tuple(round(float(trial.params[n]), 6) for n in param_names)
+        return key if key in proposals else None
+
+    def queue_next() -> bool:
+        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING,
+                                                          TrialState.WAITING))
+        if any(t.state == TrialState.WAITING and ours(t) for t in trials):
+            return True  # a queued (or requeued) proposal is next; its params are set only once asked
+        missing = [k for k in proposals if k not in {key_of(t) for t in trials}]
+        if missing:
+            study.enqueue_trial(dict(zip(param_names, missing[0])), user_attrs=marks)
+        return bool(missing)
+
+    def propose(trial: optuna.Trial) -> Proposal:
+        return proposals[tuple(round(trial.suggest_float(n, 0.0, 1e6), 6) for n in param_names)]
+
+    planner = TrialPlanner(study=study, propose=propose, budget=Budget(), template=template(config, num_classes),
+                           n_trials=len(proposals), target_macs=study.user_attrs["base_macs"],
+                           objectives=("accuracy", "macs"), before_ask=queue_next,
+                           counts_toward=lambda t: key_of(t) is not None, reuse_duplicates=True)
+    drive(config, planner, total=len(proposals), header=header, err=err)

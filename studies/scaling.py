@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from search import record, selection
 from search.data import dataset_classes
 from search.selection import TripleScore
-from search.trial import Budget, Proposal, TrialPlanner
+from search.trial import Proposal
 from space import presets
 from space.arch import ArchSpec
 from space.compound import Member, Triple, check_coefficients, compound_grid, family, member
@@ -27,7 +27,7 @@ from space.errors import UserError
 from studies import __version__
 from studies.config import StudyConfig
 from studies.progress import duration
-from studies.runner import create_or_join, drive, preflight, storage_for, template
+from studies.runner import create_or_join, preflight, storage_for, train_list
 from studies.storage import mask_url, open_storage
 
 SCALING, FAMILY = "-scaling", "-family"
@@ -43,9 +43,16 @@ class Baseline:
 def resolve_baseline(text: str, *, config: StudyConfig) -> Baseline:
     """``best`` (the NAS study's chosen baseline), a trial number of it, a preset, or an arch string."""
     if text == "best" or text.isdigit():
+        from studies.confirm import confirmed_baseline
         from studies.nas import chosen_baseline
 
         study = _load_nas_study(config, text)
+        confirmed = confirmed_baseline(open_storage(config.storage, write=False), config.study)
+        if text == "best" and confirmed is not None:
+            arch, resolution, number = confirmed
+            resolution = config.resolution if "resolution" in config.explicit else resolution
+            return Baseline(arch=ArchSpec.parse(arch), resolution=resolution,
+                            label=f"{config.study} trial {number} (confirmed)")
         if text == "best":
             chosen = chosen_baseline(study)
         else:
@@ -128,20 +135,20 @@ def grid_rows(plan: ScalePlan) -> list[dict[str, Any]]:
 
 def announce(plan: ScalePlan, config: StudyConfig, study: optuna.Study | None) -> str:
     """What `effnas scale` is about to train and what that costs, said before any training."""
-    s = config.scale
     macs = [m.macs for m, _ in plan.members.values()]
     ratios = [m.macs_ratio for m, _ in plan.members.values()]
     text = (f"{len(plan.members)} triples of {plan.baseline.label} ({plan.baseline.resolution}px, {plan.num_classes} "
             f"classes) at phi {plan.phi:g} to train on {config.dataset}, {config.train.epochs} epoch(s) each: "
             f"{sum(macs) / 1e6:,.1f} M MACs per image over the grid, {min(ratios):.2f}x to {max(ratios):.2f}x the "
             f"baseline's {plan.base_macs / 1e6:,.2f} M")
-    if s.seeds > 1:
-        text += f"; then the best {min(s.top, len(plan.members))} trained with {s.seeds - 1} more seed(s) each"
+    if config.seeds > 1:
+        best = min(config.top, len(plan.members))
+        text += f"; then the best {best} trained with {config.seeds - 1} more seed(s) each"
     done = [t for t in (study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if study else [])
             if t.user_attrs.get("train_seconds") is not None]
     if done:
         each = sum(t.user_attrs["train_seconds"] + t.user_attrs.get("eval_seconds", 0.0) for t in done) / len(done)
-        todo = len(plan.members) + (s.seeds - 1) * min(s.top, len(plan.members)) - len(done)
+        todo = len(plan.members) + (config.seeds - 1) * min(config.top, len(plan.members)) - len(done)
         text += f"; about {duration(each * max(0, todo))} left at {each:.1f} s per trial (measured here)"
     return text
 
@@ -186,46 +193,16 @@ def _open(name: str, storage: Any, attrs: dict[str, Any], *, check: tuple[str, .
 def _train_members(config: StudyConfig, study: optuna.Study, members: dict[tuple, tuple[Member, Triple]], *,
                    param_names: tuple[str, ...], role: dict[str, str], num_classes: int, label: str,
                    err: TextIO) -> None:
-    """Train each member that the study does not hold yet; the study is resumable like any other.
-
-    ``members`` maps a key (the values of ``param_names``) to its member; the next missing key is queued
-    before every ask, so a failed or killed trial is simply asked again.
-    """
-
-    def ours(trial: FrozenTrial) -> bool:
-        return all(trial.user_attrs.get(k) == v for k, v in role.items())
-
-    def key_of(trial: FrozenTrial) -> tuple | None:
-        if not ours(trial) or not set(param_names) <= set(trial.params):
-            return None
-        key = tuple(round(float(trial.params[n]), 6) for n in param_names)
-        return key if key in members else None
-
-    def queue_next() -> bool:
-        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING,
-                                                          TrialState.WAITING))
-        if any(t.state == TrialState.WAITING and ours(t) for t in trials):
-            return True  # a queued (or requeued) member is next; its params are set only once asked
-        missing = [k for k in members if k not in {key_of(t) for t in trials}]
-        if missing:
-            study.enqueue_trial(dict(zip(param_names, missing[0])), user_attrs=role)
-        return bool(missing)
-
-    def propose(trial: optuna.Trial) -> Proposal:
-        key = tuple(round(trial.suggest_float(n, 0.0, 1e6), 6) for n in param_names)
-        m, triple = members[key]
+    proposals = {}
+    for key, (m, triple) in members.items():
         attrs = _member_attrs(m, triple)
         if "replicate" in param_names:
             attrs["replicate"] = int(key[param_names.index("replicate")])
-        return Proposal(arch=m.arch, resolution=m.resolution, attrs=attrs)
-
-    planner = TrialPlanner(study=study, propose=propose, budget=Budget(), template=template(config, num_classes),
-                           n_trials=len(members), target_macs=study.user_attrs["base_macs"],
-                           objectives=("accuracy", "macs"), before_ask=queue_next,
-                           counts_toward=lambda t: key_of(t) is not None, reuse_duplicates=True)
+        proposals[key] = Proposal(arch=m.arch, resolution=m.resolution, attrs=attrs)
     header = (f"{label} in {mask_url(config.storage)}; {config.dataset}, {config.train.epochs} epoch(s) per "
               "trial")
-    drive(config, planner, total=len(members), header=header, err=err)
+    train_list(config, study, proposals, param_names=param_names, marks=role, num_classes=num_classes,
+               header=header, err=err)
 
 
 def _member_attrs(m: Member, triple: Triple) -> dict[str, Any]:
@@ -271,16 +248,16 @@ def run_scale(config: StudyConfig, plan: ScalePlan, *, err: TextIO = sys.stderr)
     names = ("alpha", "beta", "gamma", "replicate")
     _train_members(config, study, plan.members, param_names=names, role={"role": "grid"},
                    num_classes=data.num_classes, label=f"scaling study {name!r}: {len(plan.members)} triples", err=err)
-    if s.seeds > 1:
+    if config.seeds > 1:
         best = selection.score_triples(record.read_all(study.get_trials(deepcopy=False)),
-                                       target_macs=plan.target_macs)[:s.top]
+                                       target_macs=plan.target_macs)[:config.top]
         repeats = dict(plan.members)
         for score in best:
             m, t = plan.members[_key(Triple(score.alpha, score.beta, score.gamma))]
-            repeats.update({_key(t, r): (m, t) for r in range(1, s.seeds)})
+            repeats.update({_key(t, r): (m, t) for r in range(1, config.seeds)})
         _train_members(config, study, repeats, param_names=names, role={"role": "grid"},
                        num_classes=data.num_classes, err=err,
-                       label=f"scaling study {name!r}: the best {len(best)} triples with {s.seeds} seeds each")
+                       label=f"scaling study {name!r}: the best {len(best)} triples with {config.seeds} seeds each")
     return scale_result(study)
 
 

@@ -13,7 +13,7 @@ def text_table(rows: Sequence[Sequence[str]], *, left: Sequence[int] = (), rule:
             for row in rows]
 
 
-def rows_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
+def rows_table(rows: Sequence[dict], columns: Sequence[str], *, left: Sequence[str] = ()) -> str:
     """A table of dict rows: floats to four places (large ones with thousands separators), ints grouped."""
 
     def fmt(value) -> str:
@@ -23,4 +23,5 @@ def rows_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
             return f"{value:,}"
         return "" if value is None else str(value)
 
-    return "\n".join(text_table([tuple(columns)] + [tuple(fmt(r.get(c)) for c in columns) for r in rows]))
+    table = [tuple(columns)] + [tuple(fmt(r.get(c)) for c in columns) for r in rows]
+    return "\n".join(text_table(table, left=[i for i, c in enumerate(columns) if c in left]))

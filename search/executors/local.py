@@ -36,7 +36,8 @@ class LocalExecutor:
                 continue
             try:
                 with Heartbeat(planner.study, lambda trial=candidate.trial: [trial]):
-                    result = run_trial(candidate.spec)
+                    judge = (lambda epochs, accuracy, c=candidate: planner.judge(c, epochs, accuracy))
+                    result = run_trial(candidate.spec, judge=judge if candidate.spec.judge_at else None)
             except Exception as exc:  # the trial fails, the study goes on
                 _release_cuda_memory()
                 planner.fail(candidate, exc)
@@ -46,7 +47,7 @@ class LocalExecutor:
                 continue
             failures.succeeded()
             planner.complete(candidate, result)
-            on_trial(candidate, "complete")
+            on_trial(candidate, "stopped" if result.get("stopped_at") is not None else "complete")
 
 
 def _release_cuda_memory() -> None:

@@ -25,16 +25,26 @@ from search.worker import run_trial
 from space.errors import UserError
 
 ERROR_KEY = "effnas_error"
+RUNG_KEYS = ("rung_epochs", "rung_value")  # an intermediate result: the accuracy where the trial is judged
 
 
 def train_on_worker(config: dict[str, Any]) -> None:
-    """The Tune trainable: one TrialSpec in, the measured record fields out (or the error's text)."""
+    """The Tune trainable: one TrialSpec in, the measured record fields out (or the error's text).
+
+    Under successive halving it reports its accuracy at each rung; the driver's RungScheduler judges it there
+    and stops it through Tune when it should not go on.
+    """
     import torch
     from ray import tune
 
+    def report_rung(epochs: int, accuracy: float) -> bool:
+        tune.report(dict(zip(RUNG_KEYS, (epochs, accuracy))))
+        return True  # were it not to go on, Tune would not have returned from report
+
     torch.set_num_threads(max(1, int(config["cpus"])))
+    spec = TrialSpec.from_dict(config["spec"])
     try:
-        result = run_trial(TrialSpec.from_dict(config["spec"]))
+        result = run_trial(spec, judge=report_rung if spec.judge_at else None)
     except Exception as exc:  # a deterministic fault (NaN, bad image, OOM): recorded, not retried
         tune.report({ERROR_KEY: f"{type(exc).__name__}: {exc}"[:2000], "done": True})
         return
@@ -71,6 +81,8 @@ def _searcher_class():
                 self.on_done(candidate, None, "the Ray trial failed on its worker (retries exhausted)")
             elif ERROR_KEY in result:
                 self.on_done(candidate, None, result[ERROR_KEY])
+            elif "accuracy" not in result and RUNG_KEYS[0] in result:  # stopped at a rung by the RungScheduler
+                self.on_done(candidate, {"stopped_at": int(result[RUNG_KEYS[0]])}, None)
             else:
                 self.on_done(candidate, {k: result[k] for k in MEASURED if k in result}, None)
 
@@ -90,6 +102,35 @@ def _searcher_class():
                 return [c.trial for c in self.live.values()]
 
     return StudySearcher
+
+
+def _rung_scheduler_class():
+    from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+
+    class RungScheduler(FIFOScheduler):
+        """Successive halving under Ray: judges a trial where it reports a rung, with the study's planner."""
+
+        def __init__(self, searcher: Any) -> None:
+            super().__init__()
+            self.searcher = searcher
+
+        def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+            if RUNG_KEYS[0] not in result or self.searcher is None:
+                return TrialScheduler.CONTINUE
+            with self.searcher.lock:
+                candidate = self.searcher.live.get(trial.trial_id)
+            if candidate is None:
+                return TrialScheduler.CONTINUE
+            goes_on = self.searcher.planner.judge(candidate, int(result[RUNG_KEYS[0]]), float(result[RUNG_KEYS[1]]))
+            return TrialScheduler.CONTINUE if goes_on else TrialScheduler.STOP
+
+        def __getstate__(self) -> dict:
+            return {}
+
+        def __setstate__(self, state: dict) -> None:
+            self.searcher = None
+
+    return RungScheduler
 
 
 def _crash_recorder_class():
@@ -198,7 +239,7 @@ class RayExecutor:
             if error is None:
                 planner.complete(candidate, result)
                 failures.succeeded()
-                on_trial(candidate, "complete")
+                on_trial(candidate, "stopped" if result.get("stopped_at") is not None else "complete")
                 return
             planner.fail(candidate, error)
             on_trial(candidate, "fail")
@@ -218,7 +259,8 @@ class RayExecutor:
             with heartbeat:
                 tuner = tune.Tuner(
                     tune.with_resources(train_on_worker, {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}),
-                    tune_config=tune.TuneConfig(search_alg=search_alg, num_samples=-1, reuse_actors=True),
+                    tune_config=tune.TuneConfig(search_alg=search_alg, num_samples=-1, reuse_actors=True,
+                                                scheduler=_rung_scheduler_class()(searcher)),
                     run_config=tune.RunConfig(
                         name="effnas", storage_path=results_dir, verbose=0,
                         failure_config=tune.FailureConfig(max_failures=self.max_failures),

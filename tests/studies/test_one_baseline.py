@@ -34,8 +34,10 @@ def three_choices(study: optuna.Study, url: str) -> tuple[int, int, int]:
     print_summary(study, target_macs=TARGET, out=out)
     printed = int(re.search(r"Baseline: trial (\d+)", out.getvalue()).group(1))
     page = study_page(study)
-    star = next(json.loads(m) for m in re.findall(r'"name":"chosen baseline",[^\]]*?"text":(\[[^\]]*\])', page))
-    starred = int(re.match(r"trial (\d+)", star[0]).group(1))
+    start = page.index('"pareto",', page.index("Plotly.newPlot(")) + len('"pareto",')
+    traces, _ = json.JSONDecoder().raw_decode(page[start:].lstrip())
+    star = next(t for t in traces if t.get("name") == "chosen baseline")
+    starred = int(re.search(r"trial (\d+)", star["customdata"][0]).group(1))
     config = load_config(overrides={"storage": url, "study": study.study_name}, command="scale")
     label = resolve_baseline("best", config=config).label
     scaled = int(label.rpartition(" ")[2])
