@@ -87,6 +87,13 @@ class StudyConfig:
                                                        "mobilenetv2,mnasnet-b1 (the study's base always)",
                                                  optional=True, commands=("confirm",))
     executor: str = setting("local", "where trials run", choices=("local", "ray"))
+    workers: int = setting(1, "local executor: trial processes on this machine, all on the same study", low=1,
+                           at_most=64, commands=SEARCH)
+    devices: tuple[str, ...] | None = setting(None, "local executor: devices the workers take in turn, e.g. "
+                                                    "cuda:0,cuda:1 (default: each trial's --device)", optional=True,
+                                              pattern=r"cpu|cuda(:\d+)?", commands=SEARCH)
+    threads_per_worker: int | None = setting(None, "local executor: torch threads per worker (default: the cores "
+                                                   "shared out)", low=1, at_most=1024, optional=True)
     seed: int = setting(0, "seed of the sampler, the split and the training", low=0, at_most=2**32 - 1)
     base: str = setting("efficientnet-b0", "the architecture the space is built around (preset or arch)",
                         commands=SEARCH)
@@ -109,8 +116,9 @@ class StudyConfig:
         return {**values, "space": dict(self.space)}
 
     def executor_settings(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in ("max_failures", "address", "gpus_per_trial", "cpus_per_trial",
-                                                      "max_concurrent")}
+        names = ("max_failures", "address", "gpus_per_trial", "cpus_per_trial", "max_concurrent", "workers", "devices",
+                 "threads_per_worker")
+        return {name: getattr(self, name) for name in names}
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 from dataclasses import dataclass
@@ -125,12 +126,24 @@ def open_study(plan: Plan, storage: optuna.storages.BaseStorage) -> optuna.Study
     return study
 
 
+def planner_for(plan: Plan, study: optuna.Study) -> TrialPlanner:
+    return TrialPlanner(study=study, propose=space_proposer(plan.space, plan.config.resolution), budget=plan.budget,
+                        template=plan.template, n_trials=plan.config.trials, target_macs=plan.target_macs,
+                        objectives=plan.strategy.metric_names)
+
+
+def replica(config: StudyConfig, device: str) -> TrialPlanner:
+    """The planner of a --workers process: the same study, its trials on ``device``."""
+    if device:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, device=device))
+    plan = plan_search(config)
+    return planner_for(plan, open_study(plan, storage_for(config)))
+
+
 def run_search(config: StudyConfig, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> optuna.Study:
     plan = plan_search(config)
     study = open_study(plan, storage_for(config))
-    planner = TrialPlanner(study=study, propose=space_proposer(plan.space, config.resolution), budget=plan.budget,
-                           template=plan.template, n_trials=config.trials, target_macs=plan.target_macs,
-                           objectives=plan.strategy.metric_names)
+    planner = planner_for(plan, study)
     complete = len(selection.measured(record.read_all(study.get_trials(deepcopy=False))))
     rungs = plan.template.rungs
     budget = (f"successive halving over {','.join(map(str, rungs.epochs))} epochs (eta {rungs.eta:g})" if rungs
@@ -138,7 +151,9 @@ def run_search(config: StudyConfig, *, out: TextIO = sys.stdout, err: TextIO = s
     header = (f"study {config.study!r} in {mask_url(config.storage)}: {complete}/{config.trials} "
               f"complete; sampler {plan.strategy.name}, {config.executor} executor, {config.dataset} at "
               f"{config.resolution}px, {budget}")
-    drive(config, planner, total=config.trials, header=header, err=err)
+    workers = f", {config.workers} worker processes" if config.workers > 1 and config.executor == "local" else ""
+    drive(config, planner, total=config.trials, header=header + workers, err=err,
+          replicate=functools.partial(replica, config) if config.workers > 1 else None)
     print_summary(study, target_macs=plan.target_macs, out=out)
     return study
 

@@ -90,8 +90,12 @@ def create_or_join(name: str, storage: optuna.storages.BaseStorage, *, direction
     return study
 
 
-def drive(config: StudyConfig, planner: TrialPlanner, *, total: int, header: str, err: TextIO) -> None:
-    """Run the configured executor until the planner is done, with a progress line on ``err``."""
+def drive(config: StudyConfig, planner: TrialPlanner, *, total: int, header: str, err: TextIO,
+          replicate: Callable[[str], TrialPlanner] | None = None) -> None:
+    """Run the configured executor until the planner is done, with a progress line on ``err``.
+
+    ``replicate(device)`` rebuilds the planner in a worker process (``--workers``); it must be picklable.
+    """
     recovered = planner.recover()
     if recovered:
         print(f"effnas: requeued trial(s) {', '.join(map(str, recovered))} left running by a dead worker", file=err)
@@ -99,7 +103,7 @@ def drive(config: StudyConfig, planner: TrialPlanner, *, total: int, header: str
     study = planner.study
     progress = Progress(total=total, done=len(planner.complete_trials()), stream=err)
 
-    def on_trial(candidate: Candidate, outcome: str) -> None:
+    def on_trial(candidate: Candidate | None, outcome: str) -> None:
         done = record.read_all(planner.complete_trials())
         states = (TrialState.FAIL, TrialState.PRUNED)
         ended = record.read_all(study.get_trials(deepcopy=False, states=states))
@@ -109,7 +113,8 @@ def drive(config: StudyConfig, planner: TrialPlanner, *, total: int, header: str
                         best=(best.accuracy, best.macs) if best else None)
 
     try:
-        make_executor(config.executor, **config.executor_settings()).run(planner, on_trial=on_trial)
+        make_executor(config.executor, **config.executor_settings()).run(planner, on_trial=on_trial,
+                                                                         replicate=replicate)
     except KeyboardInterrupt as stop:
         lifecycle.release_own_trials(study, reason="terminated (SIGTERM)" if isinstance(stop, Terminated)
                                      else "interrupted")

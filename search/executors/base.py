@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from search.trial import Candidate, TrialPlanner
 from space.errors import SearchError
@@ -17,7 +17,9 @@ class Executor(Protocol):
     def check(self) -> None:
         """Raise UserError for a setting that cannot work, before anything is written."""
 
-    def run(self, planner: TrialPlanner, *, on_trial: OnTrial) -> None: ...
+    def run(self, planner: TrialPlanner, *, on_trial: OnTrial, replicate: Any = None) -> None:
+        """Drive ``planner`` until the study is done; ``replicate(device)`` makes a planner on the same study
+        in another process, for executors that start their own workers."""
 
 
 @dataclass

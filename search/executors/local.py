@@ -1,30 +1,69 @@
-"""Trials in this process, one at a time; waits while other workers finish the last trials."""
+"""Trials on this machine without Ray: in this process, or in ``workers`` processes each pinned to a device.
+
+Every worker process runs the same loop against the same storage as a separate ``effnas search`` would, so
+the guarantees are the same (exactly N complete, heartbeats, dead workers requeued). A worker dies with its
+parent (Linux's parent-death signal), so a killed ``effnas search`` leaves no orphan training on.
+"""
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from search import lifecycle
 from search.executors.base import FailureStreak, OnTrial
 from search.lifecycle import Heartbeat
 from search.trial import TrialPlanner
 from search.worker import run_trial
+from space.errors import SearchError, Terminated, UserError
+
+PlannerFactory = Callable[[str], TrialPlanner]  # a device -> a planner on the same study, in a worker process
 
 
 @dataclass
 class LocalExecutor:
     max_failures: int = 5
+    workers: int = 1
+    devices: tuple[str, ...] = ()  # round-robin over the workers; none: each trial's own --device
+    threads_per_worker: int | None = None  # torch threads of each worker; default: the cores shared out
     poll_seconds: float = 2.0
     name: str = "local"
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> LocalExecutor:
-        return cls(max_failures=settings.get("max_failures", 5))
+        return cls(max_failures=settings.get("max_failures", 5), workers=settings.get("workers", 1),
+                   devices=tuple(settings.get("devices") or ()), threads_per_worker=settings.get("threads_per_worker"))
 
     def check(self) -> None:
-        pass
+        if self.workers > 1 and self.devices and any(d.startswith("cuda") for d in self.devices):
+            import torch
 
-    def run(self, planner: TrialPlanner, *, on_trial: OnTrial) -> None:
+            count = torch.cuda.device_count()
+            for device in self.devices:
+                index = int(device.partition(":")[2] or 0) if device.startswith("cuda") else -1
+                if device.startswith("cuda") and index >= count:
+                    raise UserError(f"--devices {device}: this machine has {count} CUDA device(s)")
+
+    def threads(self) -> int:
+        return self.threads_per_worker or max(1, (os.cpu_count() or 1) // self.workers)
+
+    def run(self, planner: TrialPlanner, *, on_trial: OnTrial, replicate: PlannerFactory | None = None) -> None:
+        if self.workers > 1 and replicate is not None:
+            self._pool(planner, on_trial=on_trial, replicate=replicate)
+        else:
+            if self.threads_per_worker:
+                import torch
+
+                torch.set_num_threads(self.threads_per_worker)
+            self.loop(planner, on_trial=on_trial)
+
+    def loop(self, planner: TrialPlanner, *, on_trial: OnTrial) -> None:
         failures = FailureStreak(self.max_failures)
         while True:
             candidate = planner.next_candidate()
@@ -48,6 +87,70 @@ class LocalExecutor:
             failures.succeeded()
             planner.complete(candidate, result)
             on_trial(candidate, "stopped" if result.get("stopped_at") is not None else "complete")
+
+    def _pool(self, planner: TrialPlanner, *, on_trial: OnTrial, replicate: PlannerFactory) -> None:
+        """Start the workers, show their progress, requeue what a dead one held, and stop them on Ctrl-C."""
+        context = multiprocessing.get_context("spawn")
+        devices = self.devices or ("",)
+        processes = [context.Process(target=_worker_main, name=f"effnas-worker-{i}", daemon=False,
+                                     args=(replicate, devices[i % len(devices)], self.threads(), self.max_failures))
+                     for i in range(self.workers)]
+        for process in processes:
+            process.start()
+        try:
+            while any(p.is_alive() for p in processes):
+                time.sleep(self.poll_seconds)
+                planner.recover()
+                on_trial(None, "poll")
+        except KeyboardInterrupt:
+            for process in processes:
+                if process.is_alive():
+                    os.kill(process.pid, signal.SIGTERM)  # each fails and requeues what it holds
+            for process in processes:
+                process.join(timeout=60)
+            raise
+        codes = [p.exitcode for p in processes]
+        planner.recover()
+        on_trial(None, "poll")
+        if 2 in codes:
+            raise UserError("a worker refused its set-up (see its message above)")
+        if not planner.done():
+            raise SearchError(f"the workers stopped before the study was done (exit codes {codes}); the same command "
+                              "resumes it")
+
+
+def _worker_main(replicate: PlannerFactory, device: str, threads: int, max_failures: int) -> None:
+    """One worker process: the same loop as a lone ``effnas search``, on its own device and threads."""
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: die (cleanly) with the parent
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        sys.exit(143)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and tells each worker
+    import torch
+
+    torch.set_num_threads(threads)
+    planner = None
+    try:
+        planner = replicate(device)
+        LocalExecutor(max_failures=max_failures).loop(planner, on_trial=lambda candidate, outcome: None)
+    except KeyboardInterrupt:
+        if planner is not None:
+            lifecycle.release_own_trials(planner.study, reason="terminated (SIGTERM)")
+        sys.exit(143)
+    except UserError as exc:
+        print(f"effnas: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        sys.exit(2)
+    except SearchError as exc:
+        print(f"effnas: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def _release_cuda_memory() -> None:

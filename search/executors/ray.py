@@ -213,7 +213,7 @@ class RayExecutor:
         if self.address:
             check_reachable(self.address)
 
-    def run(self, planner: TrialPlanner, *, on_trial: OnTrial) -> None:
+    def run(self, planner: TrialPlanner, *, on_trial: OnTrial, replicate: Any = None) -> None:
         import ray
         from ray import tune
 
@@ -235,7 +235,7 @@ class RayExecutor:
         failures = FailureStreak(self.max_failures)
         stop = threading.Event()
 
-        def on_done(candidate: Candidate, result: dict | None, error: str | None) -> None:
+        def on_done(candidate: Candidate, result: dict | None, error: str | None) -> None:  # workers: Tune's
             if error is None:
                 planner.complete(candidate, result)
                 failures.succeeded()

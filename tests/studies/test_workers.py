@@ -105,3 +105,37 @@ def test_a_space_smaller_than_the_trials_is_refused(tmp_path):
                     f"sqlite:///{tmp_path}/x.db", *FAST, cwd=tmp_path)
     assert_user_error(result, "1 distinct architectures")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study.toml"]
+
+
+def test_workers_flag_shares_one_sqlite_study_and_a_killed_parent_resumes(tmp_path):
+    """--workers 2: two trial processes on one study; SIGKILL of the parent takes its workers down with it
+    (each requeues what it held), and the same command finishes the study exactly."""
+    import signal
+
+    url = f"sqlite:///{tmp_path}/w.db"
+    args = ["--study", "w", "--storage", url, "--trials", "12", "--workers", "2", "--threads-per-worker", "1", *FAST]
+    parent = start(*args)
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            study = optuna.load_study(study_name="w", storage=url)
+        except KeyError:
+            continue
+        running = {t.user_attrs.get("worker") for t in study.get_trials(states=(TrialState.RUNNING,))}
+        if len(study.get_trials(states=(TrialState.COMPLETE,))) >= 2 and len(running) >= 1:
+            break
+    parent.send_signal(signal.SIGKILL)
+    parent.communicate()
+    time.sleep(3)  # the workers get SIGTERM from the kernel when their parent dies
+    orphans = subprocess.run(["pgrep", "-f", "effnas-worker|multiprocessing.spawn"], capture_output=True, text=True)
+    assert not [line for line in orphans.stdout.split() if line], "workers outlived their parent"
+    resumed = start(*args)
+    _, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err[-3000:]
+    figures = check_study(url, "w", 12)
+    assert len(figures["workers"]) >= 2, figures
+    study = optuna.load_study(study_name="w", storage=url)
+    interrupted = [t for t in study.get_trials(states=(TrialState.FAIL,))]
+    assert all("SIGTERM" in t.user_attrs.get("error", "") or "died" in t.user_attrs.get("error", "")
+               for t in interrupted)
