@@ -15,6 +15,8 @@ from typing import Any
 
 from optuna.trial import FrozenTrial
 
+from search.lifecycle import write_user_attrs
+
 
 def attr(when: str, about: str) -> Any:
     """A user_attr of the record: ``when`` it is written (queued, asked, measured, failed)."""
@@ -92,9 +94,8 @@ def check(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def write(trial: Any, values: Mapping[str, Any]) -> None:
-    """Set record attributes on a live trial (``optuna.Trial``)."""
-    for name, value in check(values).items():
-        trial.set_user_attr(name, value)
+    """Set record attributes on a live trial (``optuna.Trial``), in one transaction where the storage allows."""
+    write_user_attrs(trial, check(values))
 
 
 def read(trial: FrozenTrial) -> TrialRecord:

@@ -153,7 +153,8 @@ class TrialPlanner:
                 return None
             trial = self.study.ask()
             record.write(trial, {"worker": lifecycle.worker_id()})
-            proposal = self.propose(trial)
+            with lifecycle.params_in_one_transaction(trial):
+                proposal = self.propose(trial)
             c = cost(proposal.arch, proposal.resolution, num_classes=self.template.num_classes)
             self._record_arch(trial, proposal, c)
             problems = self.budget.violations(c)

@@ -104,12 +104,12 @@ def drive(config: StudyConfig, planner: TrialPlanner, *, total: int, header: str
     progress = Progress(total=total, done=len(planner.complete_trials()), stream=err)
 
     def on_trial(candidate: Candidate | None, outcome: str) -> None:
-        done = record.read_all(planner.complete_trials())
-        states = (TrialState.FAIL, TrialState.PRUNED)
-        ended = record.read_all(study.get_trials(deepcopy=False, states=states))
+        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED))
+        ours = {t.number for t in planner.complete_trials()}
+        done = record.read_all(t for t in finished if t.number in ours)
         best = selection.most_accurate(done)
-        progress.update(done=len(done), failed=sum(r.state == "FAIL" for r in ended),
-                        stopped=sum(r.stopped_at is not None for r in ended),
+        progress.update(done=len(done), failed=sum(t.state == TrialState.FAIL for t in finished),
+                        stopped=sum(t.user_attrs.get("stopped_at") is not None for t in finished),
                         best=(best.accuracy, best.macs) if best else None)
 
     try:
