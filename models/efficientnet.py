@@ -1,10 +1,14 @@
-"""EfficientNet-style network built from an ArchSpec (a pure function of the spec)."""
+"""EfficientNet-style network built from an ArchSpec (a pure function of the spec).
+
+The spec's ``dims`` picks 2-D or 3-D layers and its ``in_channels`` the stem's input; nothing else
+about the network depends on them.
+"""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from models.blocks import ConvBnAct, MBConv
+from models.blocks import CONVS, POOLS, ConvBnAct, MBConv
 from space.arch import ArchSpec
 from space.cost import check_num_classes, mid_channels, se_channels
 from space.errors import UserError
@@ -23,9 +27,9 @@ class EfficientNet(nn.Module):
             if not 0.0 <= rate < 1.0:
                 raise UserError(f"{name} must be in [0, 1), got {rate}")
         eps, momentum = BATCH_NORM[batch_norm]
-        bn = {"bn_eps": eps, "bn_momentum": momentum}
+        bn = {"bn_eps": eps, "bn_momentum": momentum, "dims": arch.dims}
         self.arch = arch
-        self.stem = ConvBnAct(3, arch.stem, 3, 2, act=arch.stages[0].activation, **bn)
+        self.stem = ConvBnAct(arch.in_channels, arch.stem, 3, 2, act=arch.stages[0].activation, **bn)
         blocks: list[nn.Module] = []
         cin, index, total = arch.stem, 0, arch.num_blocks
         for stage in arch.stages:
@@ -39,14 +43,14 @@ class EfficientNet(nn.Module):
                 cin, index = stage.channels, index + 1
         self.blocks = nn.Sequential(*blocks)
         self.head = ConvBnAct(cin, arch.head, act=arch.stages[-1].activation, **bn)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = POOLS[arch.dims](1)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(arch.head, num_classes)
         self._init_weights()
 
     def _init_weights(self) -> None:
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, tuple(CONVS.values())):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)

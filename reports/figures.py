@@ -103,15 +103,16 @@ def triples_figure(info: ScalingInfo) -> go.Figure:
     return fig
 
 
-def family_macs_figure(rows: list[dict[str, Any]]) -> go.Figure:
-    """Real (after rounding) and nominal MACs per phi, as two named series."""
+def family_macs_figure(rows: list[dict[str, Any]], *, nominal: str = "αβ²γ²") -> go.Figure:
+    """Real (after rounding) and nominal MACs per phi, as two named series; ``nominal`` is the constraint's left
+    side (αβ²γ³ for volume networks)."""
     base = rows[0]["macs"] / rows[0]["macs_ratio"]
     phis = [r["phi"] for r in rows]
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=phis, y=[r["macs"] for r in rows], mode="lines+markers",
                              name="real MACs (after rounding)"))
     fig.add_trace(go.Scatter(x=phis, y=[base * r["nominal_ratio"] for r in rows], mode="lines+markers",
-                             name="nominal MACs (baseline x (αβ²γ²)^φ)", line={"dash": "dot"}))
+                             name=f"nominal MACs (baseline x ({nominal})^φ)", line={"dash": "dot"}))
     fig.update_layout(**{**LAYOUT, "height": 380}, xaxis_title="φ (compound coefficient)",
                       yaxis_title="MACs (multiply-adds)", yaxis_type="log", legend={"orientation": "h", "y": -0.25})
     return fig

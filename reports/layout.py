@@ -97,6 +97,7 @@ def repro_block(study: optuna.Study, frame: pd.DataFrame) -> str:
         ("effnas version", attrs.get("version", "?")), ("seed", attrs.get("seed", config.get("seed", "?"))),
         ("dataset", attrs.get("dataset", config.get("dataset", "?"))), ("split", attrs.get("split", "?")),
         ("resolution", attrs.get("resolution", attrs.get("base_resolution", config.get("resolution", "?")))),
+        ("dimensions", dims_label(attrs.get("dims", config.get("dims", 2)))),
         ("device(s)", ", ".join(devices) or "none yet"),
         ("sampler", attrs.get("sampler", SAMPLERS.get(attrs.get("kind"), "?"))),
     ]
@@ -119,7 +120,24 @@ def header(study: optuna.Study, frame: pd.DataFrame) -> str:
     counts = frame["state"].value_counts().to_dict() if len(frame) else {}
     summary = ", ".join(f"{v} {k.lower()}" for k, v in sorted(counts.items())) or "no trials"
     kind = study.user_attrs.get("kind", "?")
+    dims = dims_label(study.user_attrs.get("dims", 2))
     return (f'<p><a href="index.html">← all studies</a></p><h1>{escape(study.study_name)}</h1>'
-            f'<p><span class="tag">{escape(str(kind))}</span> {escape(summary)}</p>')
+            f'<p><span class="tag">{escape(str(kind))}</span> <span class="tag">{escape(dims)}</span> '
+            f'{escape(summary)}</p>')
+
+
+def dims_label(dims: object) -> str:
+    """What a study's networks take: a study recorded before ``dims`` existed is 2-D."""
+    return "3-D (volumes)" if dims == 3 else "2-D (images)"
+
+
+def extent(size: object, dims: object) -> str:
+    """A square's or a cube's side written out, as on the pages: 32×32 or 16×16×16."""
+    return "×".join([str(size)] * (3 if dims == 3 else 2))
+
+
+def constraint(dims: object) -> str:
+    """The compound-scaling constraint's left side, as on the pages: αβ²γ² or αβ²γ³."""
+    return "αβ²γ³" if dims == 3 else "αβ²γ²"
 
 

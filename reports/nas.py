@@ -11,10 +11,11 @@ import pandas as pd
 
 from reports import figures
 from reports.info import front_info
-from reports.layout import figure_html, header, repro_block, trials_table
+from reports.layout import extent, figure_html, header, repro_block, trials_table
 from search.confirmation import ConfirmResult, confirm_result
 from search.record import TrialRecord
 from space.arch import ArchSpec
+from space.cost import stage_costs
 
 MIN_TRIALS_FOR_IMPORTANCE = 30
 Siblings = Callable[[str], "optuna.Study | None"]  # another study of the same storage, by name
@@ -97,18 +98,21 @@ def importance_section(study: optuna.Study, complete: int) -> str:
 
 
 def arch_grid(frame: pd.DataFrame, numbers: list[int], *, baseline: int | None) -> str:
-    """Each architecture as a row of stage blocks: height by repeats, width by channels, colour by kind."""
+    """Each architecture as a row of stage blocks: height by repeats, width by channels, colour by kind, and
+    the size of the maps each stage outputs (H×W, or D×H×W for a volume network)."""
     rows = []
     by_number = frame.set_index("number")
     for number in numbers:
         record = by_number.loc[number]
         arch = ArchSpec.parse(str(record["arch"]))
+        sizes = [r.out_size for r in stage_costs(arch, int(record["resolution"]))[1:-1]]
         cells = []
-        for stage in arch.stages:
+        for stage, size in zip(arch.stages, sizes):
             kind = "ds" if stage.block == "ds" else ("se" if stage.se else "")
             height = 14 * stage.repeats
             width = 24 + stage.channels // 8
-            label = f"k{stage.kernel}<br>e{stage.expansion:g}<br>×{stage.repeats}<br>{stage.channels}"
+            label = (f"k{stage.kernel}<br>e{stage.expansion:g}<br>×{stage.repeats}<br>{stage.channels}"
+                     f"<br>{extent(size, arch.dims)}")
             tip = escape(str(stage))
             cells.append(f'<td><span class="stage {kind}" title="{tip}" style="height:{height + 30}px;'
                          f'width:{width}px">{label}</span></td>')
@@ -116,5 +120,5 @@ def arch_grid(frame: pd.DataFrame, numbers: list[int], *, baseline: int | None) 
         rows.append(f'<tr><th class="l">trial {number}{mark}<br><span class="muted">{record["accuracy"]:.3f} acc, '
                     f'{record["macs"] / 1e6:.2f}M MACs</span></th>{"".join(cells)}</tr>')
     legend = ('<p class="muted">Blue: inverted residual; red: with SE; green: depthwise-separable. '
-              "Height: repeats; width: channels; labels: kernel, expansion, repeats, channels.</p>")
+              "Height: repeats; width: channels; labels: kernel, expansion, repeats, channels, output size.</p>")
     return f'<table class="arch">{"".join(rows)}</table>{legend}'

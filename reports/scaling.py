@@ -10,7 +10,7 @@ import pandas as pd
 
 from reports import figures
 from reports.info import ScalingInfo, reliability, scaling_info
-from reports.layout import figure_html, header, repro_block, table_html, trials_table
+from reports.layout import constraint, extent, figure_html, header, repro_block, table_html, trials_table
 from search.record import TrialRecord
 from space.arch import ArchSpec
 from space.compound import Triple, family
@@ -29,18 +29,20 @@ def scaling_body(study: optuna.Study, records: list[TrialRecord], frame: pd.Data
     else:
         c = info.chosen
         spread = f" ± {c.accuracy_sd:.4f} over {c.n} seeds" if c.accuracy_sd is not None else ""
-        parts.append(f"<p>Chosen triple: <b>α = {c.alpha:g}, β = {c.beta:g}, γ = {c.gamma:g}</b> (trial "
-                     f"{c.numbers[0]}): accuracy {c.accuracy:.4f}{spread}, {c.macs:,} MACs, real MACs ratio "
+        parts.append(f"<p>Chosen triple: <b>α = {c.alpha:g}, β = {c.beta:g}, γ = {c.gamma:g}</b> (under "
+                     f"{constraint(attrs.get('dims'))} ≈ 2; trial {c.numbers[0]}): accuracy {c.accuracy:.4f}{spread}, "
+                     f"{c.macs:,} MACs, real MACs ratio "
                      f"{c.macs_ratio:.3f} against the nominal {info.nominal_ratio:g}.</p>"
                      f"<p class=\"muted\">{RULE} T = {info.target_macs:,.0f} MACs. {escape(reliability(info.scores))}"
                      "</p>")
         parts.append("<h2>Triples: accuracy at their real cost</h2>")
         parts.append(figure_html(figures.triples_figure(info), "triples"))
-        parts.append(_triples_table(info))
+        parts.append(_triples_table(info, attrs.get("dims")))
         rows = _projected_family(attrs, c)
         parts.append("<h2>The family this triple gives (not trained here: <code>effnas family --from-study "
                      f"{escape(study.study_name.removesuffix('-scaling'))} --train</code>)</h2>")
-        parts.append(figure_html(figures.family_macs_figure(rows), "family-macs"))
+        parts.append(figure_html(figures.family_macs_figure(rows, nominal=constraint(attrs.get("dims"))),
+                                 "family-macs"))
         parts.append(_family_table(rows))
     parts.append("<h2>Trials</h2>")
     parts.append(trials_table(frame))
@@ -51,12 +53,13 @@ def scaling_body(study: optuna.Study, records: list[TrialRecord], frame: pd.Data
 def family_body(study: optuna.Study, records: list[TrialRecord], frame: pd.DataFrame, siblings: object) -> str:
     attrs = study.user_attrs
     alpha, beta, gamma = (float(v) for v in str(attrs.get("triple", "1,1,1")).split(","))
+    base = ArchSpec.parse(attrs["baseline"])
+    triple = Triple(alpha, beta, gamma, dims=base.dims)
     parts = [header(study, frame), _baseline_line(attrs),
-             f"<p>Triple: <b>α = {alpha:g}, β = {beta:g}, γ = {gamma:g}</b> (αβ²γ² = {alpha * beta**2 * gamma**2:.4f})"
-             "</p>"]
+             f"<p>Triple: <b>α = {alpha:g}, β = {beta:g}, γ = {gamma:g}</b> ({constraint(base.dims)} = "
+             f"{triple.nominal:.4f})</p>"]
     members = {round(float(r.phi), 6): r for r in records if r.state == "COMPLETE" and r.phi is not None}
-    rows = family(ArchSpec.parse(attrs["baseline"]), resolution=int(attrs["base_resolution"]),
-                  triple=Triple(alpha, beta, gamma), phis=sorted(members) or [0.0],
+    rows = family(base, resolution=int(attrs["base_resolution"]), triple=triple, phis=sorted(members) or [0.0],
                   multiple=int(attrs.get("resolution_multiple", 8)), num_classes=int(attrs.get("num_classes", 1000)))
     table = [{**m.to_dict(), "accuracy": members[round(m.phi, 6)].accuracy if round(m.phi, 6) in members else None}
              for m in rows]
@@ -64,7 +67,7 @@ def family_body(study: optuna.Study, records: list[TrialRecord], frame: pd.DataF
         parts.append("<h2>Accuracy against MACs, per φ</h2>")
         parts.append(figure_html(figures.family_accuracy_figure(table), "family-accuracy"))
     parts.append("<h2>MACs per φ: real (after rounding) and nominal</h2>")
-    parts.append(figure_html(figures.family_macs_figure(table), "family-macs"))
+    parts.append(figure_html(figures.family_macs_figure(table, nominal=constraint(base.dims)), "family-macs"))
     parts.append(_family_table(table))
     parts.append("<h2>Trials</h2>")
     parts.append(trials_table(frame))
@@ -73,13 +76,16 @@ def family_body(study: optuna.Study, records: list[TrialRecord], frame: pd.DataF
 
 
 def _baseline_line(attrs: dict[str, Any]) -> str:
-    return (f"<p>Baseline: {escape(str(attrs.get('baseline_label', '?')))} at {attrs.get('base_resolution')}px, "
+    return (f"<p>Baseline: {escape(str(attrs.get('baseline_label', '?')))} at "
+            f"{extent(attrs.get('base_resolution'), attrs.get('dims'))}, "
             f"{int(attrs.get('base_macs', 0)):,} MACs for {attrs.get('num_classes')} classes<br>"
             f"<code>{escape(str(attrs.get('baseline', '')))}</code></p>")
 
 
-def _triples_table(info: ScalingInfo) -> str:
-    rows = [{"α": s.alpha, "β": s.beta, "γ": s.gamma, "nominal αβ²γ²": s.alpha * s.beta**2 * s.gamma**2,
+def _triples_table(info: ScalingInfo, dims: object) -> str:
+    power = 3 if dims == 3 else 2
+    rows = [{"α": s.alpha, "β": s.beta, "γ": s.gamma,
+             f"nominal {constraint(dims)}": s.alpha * s.beta**2 * s.gamma**power,
              "real MACs ratio": s.macs_ratio, "seeds": s.n, "accuracy": s.accuracy, "sd": s.accuracy_sd,
              "reward": s.reward, "trials": ", ".join(map(str, s.numbers)),
              "chosen": "★" if s is info.chosen else ""} for s in info.scores]
@@ -87,8 +93,10 @@ def _triples_table(info: ScalingInfo) -> str:
 
 
 def _projected_family(attrs: dict[str, Any], chosen: Any) -> list[dict[str, Any]]:
-    members = family(ArchSpec.parse(attrs["baseline"]), resolution=int(attrs["base_resolution"]),
-                     triple=Triple(chosen.alpha, chosen.beta, chosen.gamma), phis=[0.0, 1.0, 2.0, 3.0],
+    base = ArchSpec.parse(attrs["baseline"])
+    members = family(base, resolution=int(attrs["base_resolution"]),
+                     triple=Triple(chosen.alpha, chosen.beta, chosen.gamma, dims=base.dims),
+                     phis=[0.0, 1.0, 2.0, 3.0],
                      multiple=int(attrs.get("resolution_multiple", 8)), num_classes=int(attrs.get("num_classes", 1000)))
     return [m.to_dict() for m in members]
 

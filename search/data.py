@@ -1,11 +1,12 @@
-"""Datasets as resident tensors: ``digits`` (bundled), ``cifar10:PATH`` and ``folder:PATH``.
+"""Datasets as resident tensors: images (``digits``, bundled; ``cifar10:PATH``; ``folder:PATH``) and
+volumes (``shapes3d``, bundled; ``volumes:PATH``).
 
-Every dataset becomes uint8 images at the study's resolution plus labels, split once into train and
-validation with a seeded permutation of the training data: the search never sees a test split.
+Every image dataset becomes uint8 N x 3 x R x R images at the study's resolution, every volume dataset
+float32 N x C x R x R x R volumes, plus labels; either is split once into train and validation with a
+seeded permutation of the training data: the search never sees a test split.
 """
 from __future__ import annotations
 
-import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,17 +16,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from search.memory import available_bytes, gib
+from search import shapes3d
+from search.folders import check_classes, class_files
+from search.memory import check_fits
+from search.volumes import load_volumes, read_volume, resize_volumes, volume_files
 from space.errors import UserError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-KINDS = ("digits", "cifar10:PATH", "folder:PATH")
+KINDS = ("digits", "cifar10:PATH", "folder:PATH", "shapes3d", "volumes:PATH")
+BUNDLED = ("digits", "shapes3d")
+SPATIAL_DIMS = {"digits": 2, "cifar10": 2, "folder": 2, "shapes3d": 3, "volumes": 3}
 
 
 @dataclass
 class Dataset:
     name: str
-    train_x: torch.Tensor  # uint8, N x 3 x R x R
+    train_x: torch.Tensor  # uint8 N x 3 x R x R images, or float32 N x C x R x R x R volumes
     train_y: torch.Tensor  # int64
     val_x: torch.Tensor
     val_y: torch.Tensor
@@ -33,24 +39,47 @@ class Dataset:
     mean: torch.Tensor = field(repr=False)
     std: torch.Tensor = field(repr=False)
     split: dict = field(default_factory=dict)
+    scale: float = 255.0  # what the stored values are divided by before normalising (1 for float volumes)
 
     def to(self, device: torch.device | str) -> Dataset:
         move = {k: getattr(self, k).to(device) for k in ("train_x", "train_y", "val_x", "val_y", "mean", "std")}
-        return Dataset(name=self.name, num_classes=self.num_classes, split=self.split, **move)
+        return Dataset(name=self.name, num_classes=self.num_classes, split=self.split, scale=self.scale, **move)
+
+    @property
+    def channels(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def dims(self) -> int:
+        """Spatial dimensions: 2 for images, 3 for volumes."""
+        return self.train_x.ndim - 2
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        return (images.float() / 255.0 - self.mean) / self.std
+        return (images.float() / self.scale - self.mean) / self.std
+
+
+def dims_of(spec: str) -> int:
+    """The spatial dimensions of a dataset spec's samples (2: images, 3: volumes), from its kind alone."""
+    return SPATIAL_DIMS[check_kind(spec)[0]]
+
+
+def check_kind(spec: str) -> tuple[str, str]:
+    """A spec's (kind, path text), checked for form only."""
+    if not isinstance(spec, str) or not spec:
+        raise UserError(f"empty dataset spec; expected one of: {', '.join(KINDS)}")
+    if spec in BUNDLED:
+        return spec, ""
+    kind, sep, path = spec.partition(":")
+    if kind not in SPATIAL_DIMS or kind in BUNDLED or not sep:
+        raise UserError(f"unknown dataset {spec!r}; expected one of: {', '.join(KINDS)}")
+    return kind, path
 
 
 def check_spec(spec: str) -> tuple[str, Path | None]:
     """Validate a dataset spec without loading it: (kind, path)."""
-    if not isinstance(spec, str) or not spec:
-        raise UserError(f"empty dataset spec; expected one of: {', '.join(KINDS)}")
-    if spec == "digits":
-        return "digits", None
-    kind, sep, path = spec.partition(":")
-    if kind not in ("cifar10", "folder") or not sep:
-        raise UserError(f"unknown dataset {spec!r}; expected one of: {', '.join(KINDS)}")
+    kind, path = check_kind(spec)
+    if kind in BUNDLED:
+        return kind, None
     if not path:
         raise UserError(f"dataset {spec!r} needs a path after '{kind}:'")
     root = Path(path).expanduser()
@@ -59,22 +88,39 @@ def check_spec(spec: str) -> tuple[str, Path | None]:
     return kind, root
 
 
-MAX_FILES = 2_000_000  # directory entries a folder dataset's scan visits before it gives up
-
-
 def dataset_classes(spec: str) -> int:
-    """The classes a dataset's classifier has, found without decoding an image."""
+    """The classes a dataset's classifier has, found without decoding an image or reading a volume."""
     kind, root = check_spec(spec)
     if kind in ("digits", "cifar10"):
         return 10
-    files = image_files(root)
-    if not files:
-        raise UserError(f"folder dataset {str(root)!r} has no images")
+    if kind == "shapes3d":
+        return len(shapes3d.CLASSES)
+    files = image_files(root) if kind == "folder" else volume_files(root)
+    check_classes(files, root, kind=kind, noun="images" if kind == "folder" else "volumes")
     return max(index for _, index in files) + 1
+
+
+def dataset_channels(spec: str) -> int:
+    """The input channels a dataset's networks take: 3 for images, 1 for shapes3d, a volume file's otherwise."""
+    kind, root = check_spec(spec)
+    if kind == "shapes3d":
+        return 1
+    if kind != "volumes":
+        return 3
+    files = volume_files(root)
+    check_classes(files, root, kind=kind, noun="volumes")
+    return read_volume(files[0][0]).shape[0]
 
 
 def load_dataset(spec: str, *, resolution: int, seed: int = 0, val_fraction: float = 0.2) -> Dataset:
     kind, root = check_spec(spec)
+    if kind == "shapes3d":
+        volumes, labels = shapes3d.generate()
+        check_fits(len(labels), resolution, where=spec, channels=1, dims=3, itemsize=4)
+        return _split(spec, resize_volumes(volumes, resolution), labels, seed=seed, val_fraction=val_fraction)
+    if kind == "volumes":
+        volumes, labels = load_volumes(root, resolution)
+        return _split(spec, volumes, labels, seed=seed, val_fraction=val_fraction)
     if kind == "digits":
         images, labels = _digits()
     elif kind == "cifar10":
@@ -82,15 +128,6 @@ def load_dataset(spec: str, *, resolution: int, seed: int = 0, val_fraction: flo
     else:
         images, labels = _folder(root, resolution)
     return _split(spec, _resize(images, resolution), labels, seed=seed, val_fraction=val_fraction)
-
-
-def check_fits(count: int, resolution: int, *, where: str) -> None:
-    """Refuse a dataset whose images at ``resolution`` would not fit in the host's free memory."""
-    need = count * 3 * resolution * resolution
-    free = available_bytes("cpu")
-    if need > 0.8 * free:
-        raise UserError(f"dataset {where!r}: {count:,} images at {resolution}x{resolution} need {gib(need)} in "
-                        f"memory and {gib(free)} are free; lower --resolution")
 
 
 def _digits() -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,41 +169,15 @@ def _cifar10(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def image_files(root: Path) -> list[tuple[Path, int]]:
-    """(image, class index) of a folder dataset: one sub-folder per class, images anywhere below it.
-
-    Links are not followed (a link to / would walk the whole disk) and only regular files are opened
-    (a FIFO named x.png would block); the scan stops with an error past MAX_FILES entries.
-    """
-    try:
-        classes = sorted(e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False)
-                         and not e.name.startswith("."))
-    except OSError as exc:
-        raise UserError(f"folder dataset {str(root)!r} cannot be read: {exc.strerror or exc}") from None
-    if not classes:
-        raise UserError(f"folder dataset {str(root)!r} has no class sub-folders")
-    found, visited = [], 0
-    for index, name in enumerate(classes):
-        for folder, dirs, files in os.walk(root / name, onerror=lambda exc: None):
-            dirs.sort()
-            visited += len(dirs) + len(files)
-            if visited > MAX_FILES:
-                raise UserError(f"folder dataset {str(root)!r} holds more than {MAX_FILES:,} entries; point it at a "
-                                "folder of class sub-folders")
-            for file in sorted(files):
-                path = Path(folder) / file
-                if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and not path.is_symlink():
-                    found.append((path, index))
-    return found
+    """(image, class index) of a folder dataset: one sub-folder per class, images anywhere below it."""
+    return class_files(root, accept=lambda path: path.suffix.lower() in IMAGE_SUFFIXES, kind="folder")
 
 
 def _folder(root: Path, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
     from PIL import Image, UnidentifiedImageError
 
     files = image_files(root)
-    if not files:
-        raise UserError(f"folder dataset {str(root)!r} has no images")
-    if len({index for _, index in files}) < 2:
-        raise UserError(f"folder dataset {str(root)!r} needs images in at least two classes")
+    check_classes(files, root, kind="folder", noun="images")
     check_fits(len(files), resolution, where=str(root))
     images = torch.empty((len(files), 3, resolution, resolution), dtype=torch.uint8)
     for row, (path, _) in enumerate(files):
@@ -205,11 +216,14 @@ def _split(name: str, images: torch.Tensor, labels: torch.Tensor, *, seed: int, 
     order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
     val, train = order[:n_val], order[n_val:]
     train_x = images[train]
-    pixels = train_x.float().div(255.0)
-    mean = pixels.mean(dim=(0, 2, 3)).view(1, 3, 1, 1)
-    std = pixels.std(dim=(0, 2, 3)).clamp_min(1e-3).view(1, 3, 1, 1)
+    scale = 255.0 if images.dtype == torch.uint8 else 1.0
+    values = train_x.float().div(scale)
+    axes = (0, *range(2, images.ndim))  # every axis but the channels
+    shape = (1, images.shape[1]) + (1,) * (images.ndim - 2)
+    mean = values.mean(dim=axes).view(shape)
+    std = values.std(dim=axes).clamp_min(1e-3).view(shape)
     return Dataset(
         name=name, train_x=train_x, train_y=labels[train], val_x=images[val], val_y=labels[val],
-        num_classes=int(labels.max()) + 1, mean=mean, std=std,
+        num_classes=int(labels.max()) + 1, mean=mean, std=std, scale=scale,
         split={"train": len(train), "validation": n_val, "val_fraction": val_fraction, "split_seed": seed},
     )

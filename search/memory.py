@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from space.errors import UserError
+
 GIB = 1 << 30
 
 
@@ -26,3 +28,15 @@ def available_bytes(device: Any = "cpu") -> int:
 
 def gib(n: float) -> str:
     return f"{n / GIB:,.1f} GiB"
+
+
+def check_fits(count: int, resolution: int, *, where: str, channels: int = 3, dims: int = 2,
+               itemsize: int = 1) -> None:
+    """Refuse a dataset whose samples (uint8 images, or float32 volumes with ``itemsize`` 4) at ``resolution``
+    would not fit in the host's free memory."""
+    need = count * channels * resolution**dims * itemsize
+    free = available_bytes("cpu")
+    if need > 0.8 * free:
+        samples = "images" if dims == 2 else "volumes"
+        raise UserError(f"dataset {where!r}: {count:,} {samples} at {'x'.join([str(resolution)] * dims)} need "
+                        f"{gib(need)} in memory and {gib(free)} are free; lower --resolution")

@@ -43,7 +43,8 @@ class TrialRecord:
     arch: str | None = attr("asked", "canonical arch string")
     params: int | None = attr("asked", "exact parameter count")
     macs: int | None = attr("asked", "exact multiply-adds of convolutions and the classifier")
-    resolution: int | None = attr("asked", "input size")
+    resolution: int | None = attr("asked", "input size: the side of the square image or cubic volume")
+    dims: int | None = attr("asked", "spatial dimensions of the network: 2 (images) or 3 (volumes)")
     epochs: int | None = attr("asked", "training epochs")
     dataset: str | None = attr("asked", "dataset spec")
     num_classes: int | None = attr("asked", "classes of the classifier")
@@ -60,8 +61,8 @@ class TrialRecord:
     replicate: int | None = attr("asked", "0 for a configuration's first training, 1, 2, ... for retrainings "
                                           "with other seeds")
     macs_ratio: float | None = attr("asked", "real MACs over the baseline's, after rounding")
-    nominal: float | None = attr("asked", "alpha * beta^2 * gamma^2")
-    nominal_ratio: float | None = attr("asked", "(alpha * beta^2 * gamma^2)^phi")
+    nominal: float | None = attr("asked", "alpha * beta^2 * gamma^k, k = dims")
+    nominal_ratio: float | None = attr("asked", "(alpha * beta^2 * gamma^k)^phi")
     # written when the worker returns
     accuracy: float | None = attr("measured", "validation accuracy")
     val_loss: float | None = attr("measured", "validation loss")

@@ -15,7 +15,7 @@ from typing import Any
 
 def setting(default: Any, help: str, *, low: float | None = None, high: float | None = None,
             at_most: float | None = None,
-            positive: bool = False, optional: bool = False, choices: tuple[str, ...] = (),
+            positive: bool = False, optional: bool = False, choices: tuple[str | int, ...] = (),
             pattern: str | None = None, commands: tuple[str, ...] | None = None, flag: str | None = None,
             defaults: dict[str, Any] | None = None) -> Any:
     """A dataclass field with what the boundary needs to validate it.

@@ -213,6 +213,7 @@ class TrialPlanner:
         t = self.template
         record.write(trial, {
             "arch": str(proposal.arch), "params": c.params, "macs": c.macs, "resolution": proposal.resolution,
+            "dims": proposal.arch.dims,
             "epochs": t.train.epochs, "dataset": t.dataset, "num_classes": t.num_classes,
             "seed": trial_seed(t.seed, trial.number), "settings": json.dumps(t.train.to_dict(), sort_keys=True),
             **proposal.attrs,

@@ -1,7 +1,10 @@
 """Architecture specs that round-trip through timm's block-string grammar.
 
 A stage is one block string, e.g. ``ir_r2_k3_s2_e6_c24_se0.25``; an architecture is the
-stages separated by spaces, with optional ``stem_cN`` and ``head_cN`` tokens.
+stages separated by spaces, with optional ``stem_cN`` and ``head_cN`` tokens, and two more that
+only appear when they differ from an RGB image network: ``3d`` (the network is volumetric: Conv3d,
+cubic kernels and inputs) and ``in_cN`` (N input channels instead of 3). A 2-D, 3-channel
+architecture therefore prints exactly as in timm's grammar.
 """
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ MAX_REPEATS = 256
 MAX_CHANNELS = 1 << 16
 MAX_EXPANSION = 64.0
 MAX_STAGES = 64
+DEFAULT_IN_CHANNELS = 3
+SPATIAL_DIMS = (2, 3)  # images and volumes
 
 
 @dataclass(frozen=True)
@@ -102,11 +107,17 @@ class StageSpec:
 
 @dataclass(frozen=True)
 class ArchSpec:
-    """A whole network: stem conv, stages, head conv (then pool, dropout, linear)."""
+    """A whole network: stem conv, stages, head conv (then pool, dropout, linear).
+
+    ``dims`` is 2 for images (Conv2d, k x k kernels) and 3 for volumes (Conv3d, k x k x k kernels);
+    ``in_channels`` is what the stem convolves (3 for RGB, often 1 for a volume).
+    """
 
     stages: tuple[StageSpec, ...]
     stem: int = DEFAULT_STEM
     head: int = DEFAULT_HEAD
+    dims: int = 2
+    in_channels: int = DEFAULT_IN_CHANNELS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", tuple(self.stages))
@@ -116,6 +127,8 @@ class ArchSpec:
             raise UserError(f"an architecture has at most {MAX_STAGES} stages, got {len(self.stages)}")
         _check_int("stem channels", self.stem, minimum=1, maximum=MAX_CHANNELS)
         _check_int("head channels", self.head, minimum=1, maximum=MAX_CHANNELS)
+        check_dims(self.dims)
+        _check_int("input channels", self.in_channels, minimum=1, maximum=MAX_CHANNELS)
 
     @classmethod
     def parse(cls, text: str) -> ArchSpec:
@@ -123,18 +136,27 @@ class ArchSpec:
             raise UserError("empty architecture string")
         stages, extras = [], {}
         for token in text.split():
-            match = re.fullmatch(r"(stem|head)_c(\S*)", token)
+            match = re.fullmatch(r"(stem|head|in)_c(\S*)", token)
+            dims = re.fullmatch(r"(\d+)d", token)
             if match:
                 name, value = match.groups()
-                if name in extras:
-                    raise UserError(f"{name!r} given twice")
-                extras[name] = _parse_int(value, f"{name}_c", token)
+                key = "in_channels" if name == "in" else name
+                if key in extras:
+                    raise UserError(f"{name + '_c'!r} given twice in {text!r}")
+                extras[key] = _parse_int(value, f"{name}_c", token)
+            elif dims:
+                if "dims" in extras:
+                    raise UserError(f"the dimensionality is given twice in {text!r}")
+                extras["dims"] = check_dims(int(dims.group(1)))
             else:
                 stages.append(StageSpec.parse(token))
         return cls(stages=tuple(stages), **extras)
 
     def __str__(self) -> str:
-        tokens = [f"stem_c{self.stem}"] + [str(s) for s in self.stages] + [f"head_c{self.head}"]
+        tokens = [f"{self.dims}d"] if self.dims != 2 else []
+        if self.in_channels != DEFAULT_IN_CHANNELS:
+            tokens.append(f"in_c{self.in_channels}")
+        tokens += [f"stem_c{self.stem}"] + [str(s) for s in self.stages] + [f"head_c{self.head}"]
         return " ".join(tokens)
 
     @property
@@ -172,6 +194,13 @@ def _parse_int(value: str, key: str, text: str) -> int:
     if not re.fullmatch(r"-?\d+", value):
         raise UserError(f"option {key!r} needs an integer, got {value!r} in {text!r}")
     return int(value)
+
+
+def check_dims(dims: object) -> int:
+    """2 (images) or 3 (volumes); anything else names the allowed values."""
+    if isinstance(dims, bool) or dims not in SPATIAL_DIMS:
+        raise UserError(f"dims must be 2 (images) or 3 (volumes), got {dims!r}")
+    return int(dims)
 
 
 def _check_int(name: str, value: object, *, minimum: int, maximum: int) -> None:

@@ -1,12 +1,17 @@
 """Compound scaling as pure functions on specs: width/depth scaling with the reference rounding, the
-(alpha, beta, gamma) grid under alpha * beta^2 * gamma^2 ~ 2, and the scaled members and family with
-their exact costs. Modules never see multipliers."""
+(alpha, beta, gamma) grid under alpha * beta^2 * gamma^k ~ 2, and the scaled members and family with
+their exact costs. Modules never see multipliers.
+
+k is the number of spatial dimensions: MACs grow with depth d, with width squared (a convolution's
+input and output channels) and with the resolution r to the power k (r^2 positions in an image,
+r^3 in a volume), so the paper's alpha * beta^2 * gamma^2 ~ 2 is the 2-D case of d * w^2 * r^k.
+"""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
 
-from space.arch import ArchSpec
+from space.arch import ArchSpec, check_dims
 from space.cost import cost
 from space.errors import UserError
 from space.rounding import round_filters, round_repeats
@@ -30,21 +35,28 @@ def scale(arch: ArchSpec, *, width: float = 1.0, depth: float = 1.0) -> ArchSpec
         replace(s, channels=round_filters(s.channels, width), repeats=round_repeats(s.repeats, depth))
         for s in arch.stages
     )
-    return ArchSpec(stages=stages, stem=round_filters(arch.stem, width), head=round_filters(arch.head, width))
+    return replace(arch, stages=stages, stem=round_filters(arch.stem, width), head=round_filters(arch.head, width))
+
+
+def constraint(dims: int) -> str:
+    """The compound-scaling constraint's left side for ``dims`` spatial dimensions, as printed."""
+    return f"alpha*beta^2*gamma^{check_dims(dims)}"
 
 
 @dataclass(frozen=True)
 class Triple:
-    """Compound-scaling coefficients: depth alpha, width beta, resolution gamma."""
+    """Compound-scaling coefficients: depth alpha, width beta, resolution gamma, for networks of ``dims``
+    spatial dimensions (the exponent of gamma)."""
 
     alpha: float
     beta: float
     gamma: float
+    dims: int = 2
 
     @property
     def nominal(self) -> float:
-        """alpha * beta^2 * gamma^2: the MACs multiplier the triple stands for at phi = 1."""
-        return self.alpha * self.beta**2 * self.gamma**2
+        """alpha * beta^2 * gamma^dims: the MACs multiplier the triple stands for at phi = 1."""
+        return self.alpha * self.beta**2 * self.gamma**self.dims
 
 
 def check_coefficients(triple: Triple) -> None:
@@ -60,8 +72,8 @@ def check_phi(phi: float) -> None:
 
 
 def compound_grid(*, step: float = 0.05, tolerance: float = 0.1, max_coef: float = 2.0,
-                  target: float = 2.0) -> list[Triple]:
-    """Every (alpha, beta, gamma) on a grid from 1 to max_coef with |alpha*beta^2*gamma^2 - target| <= tolerance."""
+                  target: float = 2.0, dims: int = 2) -> list[Triple]:
+    """Every (alpha, beta, gamma) on a grid from 1 to max_coef with |alpha*beta^2*gamma^dims - target| <= tolerance."""
     if not step > 0 or math.isinf(step):
         raise UserError(f"step must be > 0, got {step}")
     if not tolerance >= 0 or math.isinf(tolerance):
@@ -72,9 +84,17 @@ def compound_grid(*, step: float = 0.05, tolerance: float = 0.1, max_coef: float
     if count**3 > MAX_GRID_POINTS:
         raise UserError(f"a grid from 1 to {max_coef:g} in steps of {step:g} has {count**3:,} (alpha, beta, gamma) "
                         f"points, more than {MAX_GRID_POINTS:,}; raise --step or lower --max-coef")
+    check_dims(dims)
     values = [round(1 + i * step, 10) for i in range(count)]
-    return [Triple(a, b, g) for a in values for b in values for g in values
-            if abs(a * b * b * g * g - target) <= tolerance + 1e-12]
+    return [Triple(a, b, g, dims=dims) for a in values for b in values for g in values
+            if abs(_product(a * b * b, g, dims) - target) <= tolerance + 1e-12]
+
+
+def _product(value: float, factor: float, times: int) -> float:
+    """value * factor * ... (``times`` factors), multiplied left to right as the 2-D grid always was."""
+    for _ in range(times):
+        value *= factor
+    return value
 
 
 def scale_resolution(resolution: int, gamma: float, phi: float, *, multiple: int = 8) -> int:
@@ -96,7 +116,7 @@ class Member:
     params: int
     macs: int
     macs_ratio: float  # real, after rounding channels, repeats and resolution
-    nominal_ratio: float  # (alpha * beta^2 * gamma^2)^phi
+    nominal_ratio: float  # (alpha * beta^2 * gamma^dims)^phi
 
     def to_dict(self) -> dict:
         return {"phi": self.phi, "depth": self.depth, "width": self.width, "resolution": self.resolution,
@@ -107,6 +127,9 @@ class Member:
 def member(base: ArchSpec, *, resolution: int, triple: Triple, phi: float, multiple: int = 8,
            num_classes: int = 1000) -> Member:
     check_coefficients(triple)
+    if triple.dims != base.dims:
+        raise UserError(f"a triple under {constraint(triple.dims)} cannot scale a {base.dims}-D architecture; "
+                        f"its constraint is {constraint(base.dims)}")
     check_phi(phi)
     depth, width = triple.alpha**phi, triple.beta**phi
     scaled = scale(base, width=width, depth=depth)

@@ -3,6 +3,8 @@
 MACs count convolutions and the classifier's linear layer (what fvcore counts for them):
 batch norm, activations, pooling and the SE mean are not multiply-adds of weights.
 Padding is ``kernel // 2``, so a stride-s conv maps a size n to ``ceil(n / s)``.
+Inputs are squares (2-D) or cubes (3-D) of side ``resolution``: a kernel has ``k ** dims`` taps
+and a feature map ``size ** dims`` positions, which is all that changes with the dimensionality.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ class StageCost:
     params: int
     macs: int
     out_channels: int
-    out_size: int
+    out_size: int  # the side of the square (2-D) or cube (3-D) this part outputs
 
 
 def mid_channels(in_channels: int, stage: StageSpec) -> int:
@@ -53,33 +55,33 @@ def check_num_classes(num_classes: int) -> None:
         raise UserError(f"num_classes must be a positive integer, got {num_classes!r}")
 
 
-def _conv(cin: int, cout: int, kernel: int, out_size: int, *, groups: int = 1, bias: bool = False,
+def _conv(cin: int, cout: int, kernel: int, out_size: int, dims: int, *, groups: int = 1, bias: bool = False,
           bn: bool = True) -> tuple[int, int]:
-    weights = cout * (cin // groups) * kernel * kernel
+    weights = cout * (cin // groups) * kernel**dims
     params = weights + (cout if bias else 0) + (2 * cout if bn else 0)
-    return params, weights * out_size * out_size
+    return params, weights * out_size**dims
 
 
 def _down(size: int, stride: int) -> int:
     return -(-size // stride)
 
 
-def _block(cin: int, stage: StageSpec, stride: int, size: int) -> tuple[int, int, int]:
+def _block(cin: int, stage: StageSpec, stride: int, size: int, dims: int) -> tuple[int, int, int]:
     """(params, macs, out_size) of one block whose input is ``cin`` channels at ``size``."""
     params = macs = 0
     mid = mid_channels(cin, stage)
     if stage.block == "ir":
-        p, m = _conv(cin, mid, 1, size)
+        p, m = _conv(cin, mid, 1, size, dims)
         params, macs = params + p, macs + m
     size = _down(size, stride)
-    p, m = _conv(mid, mid, stage.kernel, size, groups=mid)
+    p, m = _conv(mid, mid, stage.kernel, size, dims, groups=mid)
     params, macs = params + p, macs + m
     if stage.se > 0:
         rd = se_channels(cin, stage.se)
         for a, b in ((mid, rd), (rd, mid)):
-            p, m = _conv(a, b, 1, 1, bias=True, bn=False)
+            p, m = _conv(a, b, 1, 1, dims, bias=True, bn=False)
             params, macs = params + p, macs + m
-    p, m = _conv(mid, stage.channels, 1, size)
+    p, m = _conv(mid, stage.channels, 1, size, dims)
     return params + p, macs + m, size
 
 
@@ -87,17 +89,18 @@ def stage_costs(arch: ArchSpec, resolution: int, *, num_classes: int = 1000) -> 
     """Per-part costs: ``stem``, one entry per stage, then ``head`` (conv, pool, classifier)."""
     check_resolution(resolution)
     check_num_classes(num_classes)
+    dims = arch.dims
     size = _down(resolution, 2)
-    params, macs = _conv(3, arch.stem, 3, size)
+    params, macs = _conv(arch.in_channels, arch.stem, 3, size, dims)
     rows = [StageCost("stem", params, macs, arch.stem, size)]
     cin = arch.stem
     for index, stage in enumerate(arch.stages):
         params = macs = 0
         for repeat in range(stage.repeats):
-            p, m, size = _block(cin, stage, stage.stride if repeat == 0 else 1, size)
+            p, m, size = _block(cin, stage, stage.stride if repeat == 0 else 1, size, dims)
             params, macs, cin = params + p, macs + m, stage.channels
         rows.append(StageCost(f"stage{index}", params, macs, stage.channels, size))
-    params, macs = _conv(cin, arch.head, 1, size)
+    params, macs = _conv(cin, arch.head, 1, size, dims)
     params += arch.head * num_classes + num_classes
     macs += arch.head * num_classes
     rows.append(StageCost("head", params, macs, num_classes, 1))
@@ -105,6 +108,6 @@ def stage_costs(arch: ArchSpec, resolution: int, *, num_classes: int = 1000) -> 
 
 
 def cost(arch: ArchSpec, resolution: int, *, num_classes: int = 1000) -> Cost:
-    """Exact parameter count and conv + linear multiply-adds of ``arch`` on a square input."""
+    """Exact parameter count and conv + linear multiply-adds of ``arch`` on a square (or cubic) input."""
     rows = stage_costs(arch, resolution, num_classes=num_classes)
     return Cost(params=sum(r.params for r in rows), macs=sum(r.macs for r in rows))

@@ -36,14 +36,17 @@ def positive_float(text: str) -> float:
 
 def add_config_flags(p: argparse.ArgumentParser, command: str, *, defaults: dict[str, str] | None = None) -> None:
     """--config plus one flag per setting of ``command``; ``defaults`` rewords a default for its help."""
-    from studies.config import command_fields
+    from studies.config import DIMS_DEFAULTS, command_fields
 
     p.add_argument("--config", metavar="FILE.toml", help="study file; flags override its keys")
     p.set_defaults(command_name=command)
+    defaults = {"dims": "the base's or the dataset's, else 2", **(defaults or {})}
     for f in command_fields(command):
         value = f.default_for(command)
         shown = value if not isinstance(value, tuple) else " ".join(f"{v:g}" for v in value)
-        default = (defaults or {}).get(f.name, "none" if value is None else shown)
+        if f.name in DIMS_DEFAULTS[3]:
+            shown = f"{shown}; in 3-D {'a 3-stage B0' if f.name == 'base' else DIMS_DEFAULTS[3][f.name]}"
+        default = defaults.get(f.name, "none" if value is None else shown)
         p.add_argument(f.flag, dest=f.name, default=argparse.SUPPRESS,
                        metavar=f.name.upper().rstrip("S") if f.kind is tuple else f.name.upper(),
                        nargs="+" if f.kind is tuple else None, help=f"{f.help} (default: {default})")
@@ -58,13 +61,23 @@ def config_from_args(args: argparse.Namespace):
     return load_config(file=args.config, overrides=overrides, command=args.command_name)
 
 
+def spatial_dims(text: str) -> int:
+    if text not in ("2", "3"):
+        raise argparse.ArgumentTypeError(f"expected 2 (images) or 3 (volumes), got {text!r}")
+    return int(text)
+
+
 def add_show(commands) -> None:
     p = commands.add_parser("show", help="inspect an architecture: stages, params, MACs")
     p.add_argument("arch", help="a preset name (e.g. efficientnet-b0) or an arch string")
     p.add_argument("--width", type=positive_float, help="width multiplier (default: the preset's, else 1)")
     p.add_argument("--depth", type=positive_float, help="depth multiplier (default: the preset's, else 1)")
-    p.add_argument("--resolution", type=positive_int, help="input size (default: the preset's, else 224)")
+    p.add_argument("--resolution", type=positive_int, help="input size: the side of the square image or cubic "
+                                                           "volume (default: the preset's, else 224)")
     p.add_argument("--num-classes", type=positive_int, default=1000)
+    p.add_argument("--dims", type=spatial_dims, help="2 (images, Conv2d) or 3 (volumes, Conv3d) (default: the arch "
+                                                     "string's, else 2)")
+    p.add_argument("--in-channels", type=positive_int, help="input channels (default: the arch string's, else 3)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=run_show)
 
@@ -73,7 +86,7 @@ def run_show(args: argparse.Namespace) -> int:
     from studies.show import describe, format_table
 
     info = describe(args.arch, width=args.width, depth=args.depth, resolution=args.resolution,
-                    num_classes=args.num_classes)
+                    num_classes=args.num_classes, dims=args.dims, in_channels=args.in_channels)
     print(json.dumps(info, indent=2) if args.json else format_table(info))
     return 0
 
@@ -99,10 +112,10 @@ STUDY_NAMES = ("Studies share a root name NAME (--study, default effnas): NAME i
 
 def add_scale(commands) -> None:
     p = commands.add_parser("scale", help="grid-search the compound-scaling coefficients alpha, beta, gamma",
-                            description="Train every (alpha, beta, gamma) with |alpha*beta^2*gamma^2 - 2| <= "
-                                        "tolerance into the study NAME-scaling and choose one: the highest MnasNet "
-                                        "reward at 2^phi x the baseline's MACs, so each triple is judged at its "
-                                        "real (rounded) cost. " + STUDY_NAMES)
+                            description="Train every (alpha, beta, gamma) with |alpha*beta^2*gamma^k - 2| <= "
+                                        "tolerance (k = 2 for images, 3 for volumes) into the study NAME-scaling and "
+                                        "choose one: the highest MnasNet reward at 2^phi x the baseline's MACs, so "
+                                        "each triple is judged at its real (rounded) cost. " + STUDY_NAMES)
     p.add_argument("--dry-run", action="store_true", help="print the grid; train nothing, write nothing")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_config_flags(p, "scale", defaults={"resolution": "the baseline's", "baseline": "best"})
@@ -111,23 +124,24 @@ def add_scale(commands) -> None:
 
 def run_scale(args: argparse.Namespace) -> int:
     from reports.info import reliability
+    from space.compound import constraint
     from studies.scaling import announce, grid_rows, plan_scale, run_scale
     from studies.tables import rows_table
 
-    config = config_from_args(args)
-    plan = plan_scale(config)
+    plan = plan_scale(config_from_args(args))
+    config = plan.config
     if args.dry_run:
         rows = grid_rows(plan)
         if args.json:
             print(json.dumps(rows, indent=2))
             return 0
-        print(announce(plan, config, None))
+        print(announce(plan, None))
         if len(rows) > config.scale.max_triples:
             print(f"(more than --max-triples {config.scale.max_triples}: `effnas scale` would refuse this grid)")
         print(rows_table(rows, ("alpha", "beta", "gamma", "nominal", "width", "depth", "resolution", "params", "macs",
                                 "macs_ratio")))
         return 0
-    result = run_scale(config, plan)
+    result = run_scale(plan)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
@@ -137,8 +151,9 @@ def run_scale(args: argparse.Namespace) -> int:
           f"(best 10 of {len(result.scores)}):")
     print(rows_table(rows, ("alpha", "beta", "gamma", "real ratio", "seeds", "accuracy", "sd", "reward")))
     c = result.chosen
-    print(f"Chosen triple: alpha {c.alpha:.2f}, beta {c.beta:.2f}, gamma {c.gamma:.2f} (trial {c.numbers[0]} of "
-          f"{result.study!r}): accuracy {c.accuracy:.4f}, {c.macs:,} MACs ({c.macs_ratio:.3f}x the baseline)")
+    print(f"Chosen triple under {constraint(plan.baseline.arch.dims)} ~ 2: alpha {c.alpha:.2f}, beta {c.beta:.2f}, "
+          f"gamma {c.gamma:.2f} (trial {c.numbers[0]} of {result.study!r}): accuracy {c.accuracy:.4f}, {c.macs:,} "
+          f"MACs ({c.macs_ratio:.3f}x the baseline)")
     print(reliability(result.scores))
     return 0
 
@@ -158,22 +173,24 @@ def add_family(commands) -> None:
 
 
 def run_family(args: argparse.Namespace) -> int:
+    from space.compound import constraint
     from studies.scaling import derive_family, train_family
-    from studies.tables import rows_table
+    from studies.tables import input_size, rows_table
 
     config = config_from_args(args)
     fam = derive_family(config, from_study=args.from_study, training=args.train)
     rows = [m.to_dict() for m in fam.members]
     if args.train:
-        accuracy = train_family(config, fam)
+        accuracy = train_family(fam)
         for row in rows:
             row["accuracy"] = accuracy.get(round(row["phi"], 6))
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     t = fam.triple
-    print(f"Family of {fam.baseline.label} ({fam.baseline.resolution}px, {fam.num_classes} classes) with alpha "
-          f"{t.alpha:g}, beta {t.beta:g}, gamma {t.gamma:g} (alpha*beta^2*gamma^2 = {t.nominal:.4f}):")
+    print(f"Family of {fam.baseline.label} ({input_size(fam.baseline.resolution, t.dims)}, {fam.num_classes} "
+          f"classes) with alpha {t.alpha:g}, beta {t.beta:g}, gamma {t.gamma:g} ({constraint(t.dims)} = "
+          f"{t.nominal:.4f}; real against nominal MACs ratios below):")
     columns = ("phi", "depth", "width", "resolution", "params", "macs", "macs_ratio", "nominal_ratio")
     print(rows_table(rows, columns + (("accuracy",) if args.train else ())))
     for row in rows:

@@ -5,6 +5,9 @@ same thing everywhere (``batch_size`` in a study file is ``--batch-size`` on the
 table is made from declarations (:func:`search.settings.setting`): the study's own settings below,
 the training settings (:class:`search.settings.TrainSettings`) and the compound-scaling settings
 (:class:`ScaleSettings`). A study file may hold the keys of every command; each command takes its own.
+
+A few defaults depend on the study's dimensionality: a 3-D study (``--dims 3``) that does not set them
+takes :data:`DIMS_DEFAULTS` (the bundled volumes, a smaller input, a base sized for it).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import tomllib
 
 from search.files import read_bounded
 from search.settings import TrainSettings, declared, setting
+from space.arch import MAX_CHANNELS
 from space.compound import MAX_COEFFICIENT, MAX_PHI
 from space.cost import MAX_RESOLUTION
 from space.errors import UserError
@@ -31,6 +35,18 @@ SCALE = ("scale",)
 FAMILY = ("family",)
 SCALING = ("scale", "family")
 
+# EfficientNet-B0's stem, first three stages and head: at a 16^3 input they leave 2^3 maps, where B0's
+# later stages would run on 1^3 maps (and B0 whole does not learn shapes3d in a short budget).
+BASE_3D = ("stem_c32 ds_r1_k3_s1_e1_c16_se0.25 ir_r2_k3_s2_e6_c24_se0.25 ir_r2_k5_s2_e6_c40_se0.25 "
+           "head_c1280")
+DIMS_DEFAULTS: dict[int, dict[str, Any]] = {
+    2: {},  # the fields' own defaults
+    # "space" holds [space] keys a study file's own [space] table overrides key by key: a 7x7x7 depthwise
+    # kernel has 343 taps (12.7x a 3x3x3) and trains slowly on CPU, so the 3-D default leaves it out
+    3: {"study": "effnas-3d", "dataset": "shapes3d", "resolution": 16, "base": BASE_3D, "epochs": 2, "trials": 12,
+        "space": {"kernel": [3, 5]}},
+}
+
 
 @dataclass(frozen=True)
 class ScaleSettings:
@@ -41,7 +57,8 @@ class ScaleSettings:
     phi: float = setting(1.0, "compound coefficient at which the grid's triples are compared", low=0,
                          at_most=MAX_PHI, commands=SCALE)
     step: float = setting(0.1, "grid step", positive=True, commands=SCALE)
-    tolerance: float = setting(0.1, "allowed |alpha*beta^2*gamma^2 - 2|", low=0, commands=SCALE)
+    tolerance: float = setting(0.1, "allowed |alpha*beta^2*gamma^k - 2|, k = the spatial dims (2 or 3)", low=0,
+                               commands=SCALE)
     max_coef: float = setting(1.5, "largest coefficient on the grid", low=1, at_most=MAX_COEFFICIENT,
                               commands=SCALE)
     max_triples: int = setting(30, "refuse a grid of more triples than this, before training any", low=1,
@@ -59,13 +76,18 @@ class ScaleSettings:
                                   commands=FAMILY)
     phis: tuple[float, ...] = setting((0.0, 1.0, 2.0, 3.0), "compound coefficients of the family", low=0,
                                       at_most=MAX_PHI, commands=FAMILY, flag="--phi")
+    in_channels: int | None = setting(None, "input channels the costs are counted for (default: the dataset's when "
+                                            "it is trained on or given, else the baseline's)", low=1,
+                                      at_most=MAX_CHANNELS, optional=True, commands=SCALING)
 
 
 @dataclass(frozen=True)
 class StudyConfig:
     study: str = setting("effnas", "study name", pattern=r".+")
     storage: str = setting(DEFAULT_STORAGE, "Optuna storage URL (SQLite file, PostgreSQL, journal file)")
-    dataset: str = setting("digits", "digits, cifar10:PATH or folder:PATH")
+    dataset: str = setting("digits", "images: digits, cifar10:PATH, folder:PATH; volumes: shapes3d, volumes:PATH")
+    dims: int | None = setting(None, "spatial dimensions of the networks: 2 (images) or 3 (volumes)", choices=(2, 3),
+                               optional=True)
     trials: int = setting(20, "the study ends holding this many complete trials", low=1, commands=SEARCH)
     resolution: int = setting(32, "input resolution of every trial", low=4, at_most=MAX_RESOLUTION)
     sampler: str = setting("nsga2", "search strategy", choices=("nsga2", "tpe", "random", "mnas"), commands=SEARCH)
@@ -138,7 +160,7 @@ class Field:
     at_most: float | None = None  # inclusive
     positive: bool = False  # strictly > 0
     optional: bool = False
-    choices: tuple[str, ...] = ()
+    choices: tuple[str | int, ...] = ()
     pattern: str | None = None
     flag_name: str | None = None
 
@@ -179,7 +201,7 @@ class Field:
         if self.at_most is not None and value > self.at_most:
             raise UserError(f"{where}: {self.name} must be <= {_num(self.at_most)}, got {_shown(value)}")
         if self.choices and value not in self.choices:
-            raise UserError(f"{where}: unknown {self.name} {value!r}; allowed: {', '.join(self.choices)}")
+            raise UserError(f"{where}: unknown {self.name} {value!r}; allowed: {', '.join(map(str, self.choices))}")
         if self.pattern and not re.fullmatch(self.pattern, value):
             raise UserError(f"{where}: {self.name} {value!r} is not valid")
         return value
@@ -303,6 +325,21 @@ def load_config(*, file: str | Path | None = None, overrides: dict[str, Any] | N
         groups[f.group][f.name] = values[f.name]
     return StudyConfig(**groups[None], train=TrainSettings(**groups["train"]), scale=ScaleSettings(**groups["scale"]),
                        space=space, command=command, explicit=explicit)
+
+
+def with_dims(config: StudyConfig, dims: int) -> StudyConfig:
+    """``config`` for a study of ``dims`` spatial dimensions: the defaults of :data:`DIMS_DEFAULTS` replace the
+    keys of its command that neither the study file nor a flag set."""
+    table = DIMS_DEFAULTS[dims]
+    fields = [FIELD_BY_NAME[name] for name in table if name in FIELD_BY_NAME]
+    defaults = {f.name: table[f.name] for f in fields if f.name not in config.explicit and config.command in f.commands}
+    groups: dict[str | None, dict[str, Any]] = {None: {}, "train": {}, "scale": {}}
+    for name, value in defaults.items():
+        groups[FIELD_BY_NAME[name].group][name] = value
+    space = {**table.get("space", {}), **config.space} if config.command in SEARCH else config.space
+    return dataclasses.replace(config, dims=dims, train=dataclasses.replace(config.train, **groups["train"]),
+                               scale=dataclasses.replace(config.scale, **groups["scale"]), space=space,
+                               **groups[None])
 
 
 def space_options(space: Mapping[str, Any]) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:

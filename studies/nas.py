@@ -5,7 +5,7 @@ import dataclasses
 import functools
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
 import optuna
@@ -20,9 +20,9 @@ from space.errors import UserError
 from space.searchspace import SearchSpace
 from studies import __version__
 from studies.config import StudyConfig, space_options
-from studies.runner import create_or_join, drive, preflight, storage_for, template
+from studies.runner import create_or_join, drive, preflight, settle_dims, storage_for, template
 from studies.storage import mask_url
-from studies.tables import text_table
+from studies.tables import input_size, text_table
 
 
 @dataclass
@@ -39,23 +39,29 @@ class Plan:
 
 
 def plan_search(config: StudyConfig) -> Plan:
-    """Check every input (base, space, dataset, budget) without writing anything."""
+    """Check every input (base, space, dataset, budget) without writing anything.
+
+    The plan's config is the one the study runs with: its dimensionality settled (see
+    :func:`studies.runner.settle_dims`). The base takes the study's dimensionality and the dataset's channels.
+    """
     strategy = samplers.get(config.sampler)
-    base, _ = presets.resolve(config.base)
+    config = settle_dims(config, presets.resolve(config.base)[0])
+    base = replace(presets.resolve(config.base)[0], dims=config.dims)
     overrides, per_stage = space_options(config.space)
-    space = SearchSpace.around(base, overrides=overrides, stage_overrides=per_stage)
+    space = SearchSpace.around(base, overrides=overrides, stage_overrides=per_stage)  # checked before any data
     if space.distinct() < config.trials:
         raise UserError(f"the search space holds {space.distinct()} distinct architectures; --trials "
                         f"{config.trials} asks for more (every architecture is trained once)")
     rungs = rungs_of(config)
     data = preflight(config)
+    space = replace(space, base=replace(base, in_channels=data.channels))
     budget = Budget(max_macs=config.max_macs, max_params=config.max_params)
     smallest = cost(space.smallest(), config.resolution, num_classes=data.num_classes)
     problems = budget.violations(smallest)
     if problems:
         raise UserError(f"no architecture of the search space fits the budget: even the smallest has "
                         f"{'; '.join(problems)}")
-    target = config.target_macs or cost(base, config.resolution, num_classes=data.num_classes).macs
+    target = config.target_macs or cost(space.base, config.resolution, num_classes=data.num_classes).macs
     shared = template(config, data.num_classes)
     if rungs is not None:
         shared = dataclasses.replace(shared, rungs=rungs, train=dataclasses.replace(shared.train, epochs=rungs.top))
@@ -87,6 +93,7 @@ def study_attrs(plan: Plan) -> dict[str, Any]:
         "dataset": plan.config.dataset,
         "num_classes": plan.template.num_classes,
         "resolution": plan.config.resolution,
+        "dims": plan.config.dims,
         "seed": plan.config.seed,
         "split": json.dumps(plan.split, sort_keys=True),
         "epochs": plan.template.train.epochs,
@@ -142,6 +149,7 @@ def replica(config: StudyConfig, device: str) -> TrialPlanner:
 
 def run_search(config: StudyConfig, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> optuna.Study:
     plan = plan_search(config)
+    config = plan.config
     study = open_study(plan, storage_for(config))
     planner = planner_for(plan, study)
     complete = len(selection.measured(record.read_all(study.get_trials(deepcopy=False))))
@@ -150,7 +158,7 @@ def run_search(config: StudyConfig, *, out: TextIO = sys.stdout, err: TextIO = s
               else f"{config.train.epochs} epoch(s) per trial")
     header = (f"study {config.study!r} in {mask_url(config.storage)}: {complete}/{config.trials} "
               f"complete; sampler {plan.strategy.name}, {config.executor} executor, {config.dataset} at "
-              f"{config.resolution}px, {budget}")
+              f"{input_size(config.resolution, config.dims)}, {budget}")
     workers = f", {config.workers} worker processes" if config.workers > 1 and config.executor == "local" else ""
     drive(config, planner, total=config.trials, header=header + workers, err=err,
           replicate=functools.partial(replica, config) if config.workers > 1 else None)
@@ -183,6 +191,7 @@ def print_summary(study: optuna.Study, *, target_macs: float, out: TextIO) -> No
     best = chosen_baseline(study, target_macs=target_macs)
     print(f"\nBaseline: trial {best.number}, the highest MnasNet reward ACC x (MACs/T)^-0.07 at "
           f"T = {int(target_macs):,} MACs", file=out)
+    size = best.resolution if best.dims in (None, 2) else input_size(best.resolution, best.dims)
     print(f"  accuracy {best.accuracy:.4f}  MACs {best.macs:,}  params {best.params:,}  "
-          f"resolution {best.resolution}", file=out)
+          f"resolution {size}", file=out)
     print(f"  {best.arch}", file=out)

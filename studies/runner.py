@@ -12,11 +12,12 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search import lifecycle, record, selection
-from search.data import check_spec
+from search.data import check_spec, dims_of
 from search.executors import make_executor
 from search.trial import Budget, Candidate, Proposal, TrialPlanner, TrialTemplate
+from space.arch import ArchSpec
 from space.errors import Terminated, UserError
-from studies.config import DEFAULT_STORAGE, StudyConfig
+from studies.config import DEFAULT_STORAGE, StudyConfig, with_dims
 from studies.progress import Progress
 from studies.storage import check_storage_url, open_storage
 
@@ -25,6 +26,28 @@ from studies.storage import check_storage_url, open_storage
 class DataInfo:
     num_classes: int
     split: dict
+    channels: int  # what the networks' stems take: 3 for images, the volumes' channels otherwise
+
+
+def settle_dims(config: StudyConfig, arch: ArchSpec) -> StudyConfig:
+    """The study's dimensionality, and the defaults that follow from it (see ``DIMS_DEFAULTS``).
+
+    ``--dims`` decides; without it a 3-D architecture (``3d`` in its string) or a volume dataset makes the
+    study 3-D, and anything else 2-D. The dataset must then hold samples of that dimensionality.
+    """
+    if config.dims is not None:
+        dims = config.dims
+    elif arch.dims != 2 or "dataset" not in config.explicit:
+        dims = arch.dims
+    else:
+        dims = dims_of(config.dataset)
+    config = with_dims(config, dims)
+    if dims_of(config.dataset) != dims:
+        samples = "images" if dims_of(config.dataset) == 2 else "volumes"
+        allowed = "digits, cifar10:PATH or folder:PATH" if dims == 2 else "shapes3d or volumes:PATH"
+        raise UserError(f"dataset {config.dataset!r} holds {samples}, but the study is {dims}-D; give a {dims}-D "
+                        f"dataset ({allowed}) or --dims {dims_of(config.dataset)}")
+    return config
 
 
 def preflight(config: StudyConfig) -> DataInfo:
@@ -37,7 +60,7 @@ def preflight(config: StudyConfig) -> DataInfo:
 
     data = load_cached(config.dataset, resolution=config.resolution, split_seed=config.seed,
                        val_fraction=config.train.val_fraction, device=_driver_device(config))
-    return DataInfo(num_classes=data.num_classes, split=dict(data.split))
+    return DataInfo(num_classes=data.num_classes, split=dict(data.split), channels=data.channels)
 
 
 def _driver_device(config: StudyConfig):

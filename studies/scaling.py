@@ -4,9 +4,13 @@ One naming rule: every study of a line of work shares the root name NAME given b
 ``effnas``): the NAS study is NAME, ``effnas scale`` trains its grid into NAME-scaling, and ``effnas
 family --train`` trains the family into NAME-family (``--from-study NAME`` reads the chosen triple from
 NAME-scaling). Both run through the same planner and runner as the NAS study, so they resume the same way.
+
+Volume networks scale under alpha * beta^2 * gamma^3 ~ 2: the exponent is the baseline's dimensionality
+(its arch string's ``3d``, or ``--dims``), and a 3-D line of work starts from the 3-D default study.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass
@@ -16,19 +20,20 @@ import optuna
 from optuna.trial import TrialState
 
 from search import record, selection
-from search.data import dataset_classes
+from search.data import dataset_channels, dataset_classes
 from search.selection import TripleScore
 from search.trial import Proposal
 from space import presets
 from space.arch import ArchSpec
-from space.compound import Member, Triple, check_coefficients, compound_grid, family, member
+from space.compound import Member, Triple, check_coefficients, compound_grid, constraint, family, member
 from space.cost import cost
 from space.errors import UserError
 from studies import __version__
-from studies.config import StudyConfig
+from studies.config import StudyConfig, with_dims
 from studies.progress import duration
-from studies.runner import create_or_join, preflight, storage_for, train_list
+from studies.runner import create_or_join, preflight, settle_dims, storage_for, train_list
 from studies.storage import mask_url, open_storage
+from studies.tables import input_size
 
 SCALING, FAMILY = "-scaling", "-family"
 
@@ -41,7 +46,10 @@ class Baseline:
 
 
 def resolve_baseline(text: str, *, config: StudyConfig) -> Baseline:
-    """``best`` (the NAS study's chosen baseline), a trial number of it, a preset, or an arch string."""
+    """``best`` (the NAS study's chosen baseline), a trial number of it, a preset, or an arch string; ``--dims``
+    turns it into a network of that dimensionality."""
+    if config.dims is not None:
+        config = with_dims(config, config.dims)  # with --dims 3, "best" is the 3-D default study's
     if text == "best" or text.isdigit():
         from studies.confirm import confirmed_baseline
         from studies.nas import chosen_baseline
@@ -49,25 +57,35 @@ def resolve_baseline(text: str, *, config: StudyConfig) -> Baseline:
         study = _load_nas_study(config, text)
         confirmed = confirmed_baseline(open_storage(config.storage, write=False), config.study)
         if text == "best" and confirmed is not None:
-            arch, resolution, number = confirmed
-            resolution = config.resolution if "resolution" in config.explicit else resolution
-            return Baseline(arch=ArchSpec.parse(arch), resolution=resolution,
-                            label=f"{config.study} trial {number} (confirmed)")
-        if text == "best":
-            chosen = chosen_baseline(study)
+            text_arch, resolution, number = confirmed
+            arch, label = ArchSpec.parse(text_arch), f"{config.study} trial {number} (confirmed)"
         else:
-            matches = [t for t in study.get_trials(deepcopy=False) if t.number == int(text)]
-            if not matches or matches[0].state != TrialState.COMPLETE:
-                raise UserError(f"study {config.study!r} has no complete trial {text}")
-            chosen = record.read(matches[0])
-        arch, resolution = ArchSpec.parse(chosen.arch), int(chosen.resolution)
-        label = f"{config.study} trial {chosen.number}"
+            if text == "best":
+                chosen = chosen_baseline(study)
+            else:
+                matches = [t for t in study.get_trials(deepcopy=False) if t.number == int(text)]
+                if not matches or matches[0].state != TrialState.COMPLETE:
+                    raise UserError(f"study {config.study!r} has no complete trial {text}")
+                chosen = record.read(matches[0])
+            arch, resolution = ArchSpec.parse(chosen.arch), int(chosen.resolution)
+            label = f"{config.study} trial {chosen.number}"
     else:
         arch, preset = presets.resolve(text)
         resolution, label = (preset.resolution, preset.name) if preset else (224, "arch string")
     if "resolution" in config.explicit:
         resolution = config.resolution
+    if config.dims is not None:
+        arch = dataclasses.replace(arch, dims=config.dims)
     return Baseline(arch=arch, resolution=resolution, label=label)
+
+
+def settle(config: StudyConfig, baseline: Baseline, *, training: bool) -> tuple[StudyConfig, Baseline]:
+    """The config and baseline of one dimensionality (the baseline's, unless --dims or the dataset says
+    otherwise: :func:`studies.runner.settle_dims`), the baseline taking the input channels it is costed for."""
+    config = settle_dims(config, baseline.arch)
+    channels = channel_count(config, baseline.arch.in_channels, training=training)
+    return config, dataclasses.replace(baseline, arch=dataclasses.replace(baseline.arch, dims=config.dims,
+                                                                          in_channels=channels))
 
 
 def _load_nas_study(config: StudyConfig, text: str) -> optuna.Study:
@@ -97,10 +115,19 @@ def class_count(config: StudyConfig, *, training: bool) -> int:
     return dataset_classes(config.dataset) if training or "dataset" in config.explicit else 1000
 
 
+def channel_count(config: StudyConfig, own: int, *, training: bool) -> int:
+    """The input channels costs are counted for, by class_count's rule: --in-channels; else the dataset's when
+    it will be trained on (or was given); else the baseline's ``own`` (3 for a preset)."""
+    if config.scale.in_channels is not None:
+        return config.scale.in_channels
+    return dataset_channels(config.dataset) if training or "dataset" in config.explicit else own
+
+
 @dataclass(frozen=True)
 class ScalePlan:
     """A grid study, checked and costed before anything is trained or written."""
 
+    config: StudyConfig  # the study's, its dimensionality settled
     baseline: Baseline
     num_classes: int
     phi: float
@@ -114,16 +141,18 @@ class ScalePlan:
 
 
 def plan_scale(config: StudyConfig) -> ScalePlan:
+    config, baseline = settle(config, resolve_baseline(config.scale.baseline or "best", config=config), training=True)
     s = config.scale
-    baseline = resolve_baseline(s.baseline or "best", config=config)
     num_classes = class_count(config, training=True)
-    triples = compound_grid(step=s.step, tolerance=s.tolerance, max_coef=s.max_coef)
+    dims = baseline.arch.dims
+    triples = compound_grid(step=s.step, tolerance=s.tolerance, max_coef=s.max_coef, dims=dims)
     if not triples:
-        raise UserError(f"no triple within tolerance {s.tolerance} of alpha*beta^2*gamma^2 = 2 on this grid")
+        raise UserError(f"no triple within tolerance {s.tolerance} of {constraint(dims)} = 2 on this grid")
     members = {_key(t): (member(baseline.arch, resolution=baseline.resolution, triple=t, phi=s.phi,
                                 multiple=s.resolution_multiple, num_classes=num_classes), t) for t in triples}
     base_macs = cost(baseline.arch, baseline.resolution, num_classes=num_classes).macs
-    return ScalePlan(baseline=baseline, num_classes=num_classes, phi=s.phi, members=members, base_macs=base_macs)
+    return ScalePlan(config=config, baseline=baseline, num_classes=num_classes, phi=s.phi, members=members,
+                     base_macs=base_macs)
 
 
 def grid_rows(plan: ScalePlan) -> list[dict[str, Any]]:
@@ -133,11 +162,15 @@ def grid_rows(plan: ScalePlan) -> list[dict[str, Any]]:
              "macs_ratio": m.macs_ratio} for m, t in plan.members.values()]
 
 
-def announce(plan: ScalePlan, config: StudyConfig, study: optuna.Study | None) -> str:
+def announce(plan: ScalePlan, study: optuna.Study | None) -> str:
     """What `effnas scale` is about to train and what that costs, said before any training."""
+    config = plan.config
     macs = [m.macs for m, _ in plan.members.values()]
     ratios = [m.macs_ratio for m, _ in plan.members.values()]
-    text = (f"{len(plan.members)} triples of {plan.baseline.label} ({plan.baseline.resolution}px, {plan.num_classes} "
+    dims = plan.baseline.arch.dims
+    text = (f"{len(plan.members)} triples with |{constraint(dims)} - 2| <= {config.scale.tolerance:g} ({dims}-D: MACs "
+            f"grow with depth * width^2 * resolution^{dims}) of {plan.baseline.label} "
+            f"({input_size(plan.baseline.resolution, dims)}, {plan.num_classes} "
             f"classes) at phi {plan.phi:g} to train on {config.dataset}, {config.train.epochs} epoch(s) each: "
             f"{sum(macs) / 1e6:,.1f} M MACs per image over the grid, {min(ratios):.2f}x to {max(ratios):.2f}x the "
             f"baseline's {plan.base_macs / 1e6:,.2f} M")
@@ -162,7 +195,8 @@ def _study_attrs(kind: str, config: StudyConfig, baseline: Baseline, num_classes
     settings = {**config.to_dict(), "storage": mask_url(config.storage)}
     return {
         "kind": kind, "baseline": str(baseline.arch), "baseline_label": baseline.label,
-        "base_resolution": baseline.resolution, "num_classes": num_classes, "dataset": config.dataset,
+        "base_resolution": baseline.resolution, "dims": baseline.arch.dims, "num_classes": num_classes,
+        "dataset": config.dataset,
         "seed": config.seed, "version": __version__, "split": json.dumps(split, sort_keys=True),
         "config": json.dumps(settings, sort_keys=True, default=str), "epochs": config.train.epochs,
         "base_macs": cost(baseline.arch, baseline.resolution, num_classes=num_classes).macs, **extra,
@@ -229,8 +263,9 @@ class ScaleResult:
                             for s in self.scores]}
 
 
-def run_scale(config: StudyConfig, plan: ScalePlan, *, err: TextIO = sys.stderr) -> ScaleResult:
+def run_scale(plan: ScalePlan, *, err: TextIO = sys.stderr) -> ScaleResult:
     """Train every triple of the grid (resuming what is done), retrain the best with more seeds, choose."""
+    config = plan.config
     s = config.scale
     if len(plan.members) > s.max_triples:
         raise UserError(f"the grid holds {len(plan.members)} triples, more than --max-triples {s.max_triples}; "
@@ -238,13 +273,14 @@ def run_scale(config: StudyConfig, plan: ScalePlan, *, err: TextIO = sys.stderr)
     data = preflight(config)
     if data.num_classes != plan.num_classes:
         raise UserError(f"--num-classes {plan.num_classes}, but {config.dataset} has {data.num_classes} classes")
+    _check_channels(plan.baseline, data.channels, config.dataset)
     name = f"{config.study}{SCALING}"
     options = {"phi": s.phi, "step": s.step, "tolerance": s.tolerance, "max_coef": s.max_coef,
                "resolution_multiple": s.resolution_multiple}
     attrs = _study_attrs("scaling", config, plan.baseline, data.num_classes, data.split, options)
     study = _open(name, storage_for(config), attrs, params="grid",
                   check=("baseline", "base_resolution", "phi", "step", "tolerance", "max_coef", "dataset", "epochs"))
-    print(f"effnas: scale: {announce(plan, config, study)}", file=err)
+    print(f"effnas: scale: {announce(plan, study)}", file=err)
     names = ("alpha", "beta", "gamma", "replicate")
     _train_members(config, study, plan.members, param_names=names, role={"role": "grid"},
                    num_classes=data.num_classes, label=f"scaling study {name!r}: {len(plan.members)} triples", err=err)
@@ -259,6 +295,11 @@ def run_scale(config: StudyConfig, plan: ScalePlan, *, err: TextIO = sys.stderr)
                        num_classes=data.num_classes, err=err,
                        label=f"scaling study {name!r}: the best {len(best)} triples with {config.seeds} seeds each")
     return scale_result(study)
+
+
+def _check_channels(baseline: Baseline, channels: int, dataset: str) -> None:
+    if baseline.arch.in_channels != channels:
+        raise UserError(f"--in-channels {baseline.arch.in_channels}, but {dataset} has {channels} channel(s)")
 
 
 def scale_result(study: optuna.Study) -> ScaleResult:
@@ -285,6 +326,7 @@ def load_scaling_study(config: StudyConfig, name: str) -> optuna.Study:
 
 @dataclass(frozen=True)
 class Family:
+    config: StudyConfig  # the study's, its dimensionality settled
     baseline: Baseline
     triple: Triple
     members: list[Member]
@@ -303,10 +345,10 @@ def derive_family(config: StudyConfig, *, from_study: str | None, training: bool
     if from_study:
         scaling = load_scaling_study(config, from_study)
         chosen = scale_result(scaling).chosen
-        triple = Triple(chosen.alpha, chosen.beta, chosen.gamma)
+        coefficients = (chosen.alpha, chosen.beta, chosen.gamma)
         root = scaling.study_name.removesuffix(SCALING)
     else:
-        scaling, triple, root = None, Triple(s.alpha, s.beta, s.gamma), config.study
+        scaling, coefficients, root = None, (s.alpha, s.beta, s.gamma), config.study
     if s.baseline is None and scaling is None:
         raise UserError("--baseline is required without --from-study")
     if s.baseline is None:
@@ -315,19 +357,24 @@ def derive_family(config: StudyConfig, *, from_study: str | None, training: bool
         baseline = Baseline(ArchSpec.parse(attrs["baseline"]), resolution, attrs.get("baseline_label", "baseline"))
     else:
         baseline = resolve_baseline(s.baseline, config=config)
+    config, baseline = settle(config, baseline, training=training)
+    triple = Triple(*coefficients, dims=baseline.arch.dims)
     check_coefficients(triple)
     num_classes = class_count(config, training=training)
     members = family(baseline.arch, resolution=baseline.resolution, triple=triple, phis=list(s.phis),
                      multiple=s.resolution_multiple, num_classes=num_classes)
-    return Family(baseline=baseline, triple=triple, members=members, num_classes=num_classes, root=root)
+    return Family(config=config, baseline=baseline, triple=triple, members=members, num_classes=num_classes,
+                  root=root)
 
 
-def train_family(config: StudyConfig, fam: Family, *, err: TextIO = sys.stderr) -> dict[float, float]:
+def train_family(fam: Family, *, err: TextIO = sys.stderr) -> dict[float, float]:
     """Train every member into NAME-family (its own study: the dashboard sees one search space, phi);
     returns accuracy per phi."""
+    config = fam.config
     data = preflight(config)
     if data.num_classes != fam.num_classes:
         raise UserError(f"--num-classes {fam.num_classes}, but {config.dataset} has {data.num_classes} classes")
+    _check_channels(fam.baseline, data.channels, config.dataset)
     name = f"{fam.root}{FAMILY}"
     t = fam.triple
     triple = f"{t.alpha:g},{t.beta:g},{t.gamma:g}"

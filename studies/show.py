@@ -1,15 +1,21 @@
-"""``effnas show``: the stages, parameters and multiply-adds of any architecture."""
+"""``effnas show``: the stages, parameters and multiply-adds of any architecture, 2-D or 3-D."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from space import presets
+from space.arch import check_dims
 from space.compound import check_multiplier, scale
 from space.cost import stage_costs
-from studies.tables import text_table
+from space.errors import UserError
+from studies.tables import extent, text_table
 
 
 def describe(text: str, *, width: float | None = None, depth: float | None = None,
-             resolution: int | None = None, num_classes: int = 1000) -> dict:
-    """The JSON-able description of a preset or arch string, scaled and at a resolution."""
+             resolution: int | None = None, num_classes: int = 1000, dims: int | None = None,
+             in_channels: int | None = None) -> dict:
+    """The JSON-able description of a preset or arch string, scaled, at a resolution, as an image or volume
+    network (``dims``) with ``in_channels`` input channels (both default to the arch string's)."""
     for name, value in (("width", width), ("depth", depth)):
         if value is not None:
             check_multiplier(name, value)
@@ -21,11 +27,19 @@ def describe(text: str, *, width: float | None = None, depth: float | None = Non
         if width is not None or depth is not None:
             arch = scale(arch, width=width or 1.0, depth=depth or 1.0)
         resolution = 224 if resolution is None else resolution
+    if dims is not None:
+        arch = replace(arch, dims=check_dims(dims))
+    if in_channels is not None:
+        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+            raise UserError(f"in_channels must be a positive integer, got {in_channels!r}")
+        arch = replace(arch, in_channels=in_channels)
     rows = stage_costs(arch, resolution, num_classes=num_classes)
     stem, *stage_rows, head = rows
     return {
         "arch": str(arch),
         "preset": preset.name if preset else None,
+        "dims": arch.dims,
+        "in_channels": arch.in_channels,
         "resolution": resolution,
         "num_classes": num_classes,
         "params": sum(r.params for r in rows),
@@ -46,28 +60,25 @@ def _stage_row(stage, row) -> dict:
 
 
 def format_table(info: dict) -> str:
+    dims = info.get("dims", 2)
     header = ("stage", "block", "k", "s", "e", "se", "r", "ch", "out", "params", "MACs")
     rows = [("stem", "conv", "3", "2", "-", "-", "1", str(info["stem"]["channels"]),
-             _size(info["stem"]["out_size"]), f"{info['stem']['params']:,}", f"{info['stem']['macs']:,}")]
+             extent(info["stem"]["out_size"], dims), f"{info['stem']['params']:,}", f"{info['stem']['macs']:,}")]
     for i, s in enumerate(info["stages"]):
         rows.append((str(i), s["block"], str(s["kernel"]), str(s["stride"]), _num(s["expansion"]),
                      _num(s["se"]) if s["se"] else "-", str(s["repeats"]), str(s["channels"]),
-                     _size(s["out_size"]), f"{s['params']:,}", f"{s['macs']:,}"))
+                     extent(s["out_size"], dims), f"{s['params']:,}", f"{s['macs']:,}"))
     rows.append(("head", "conv+fc", "1", "1", "-", "-", "1", str(info["head"]["channels"]),
                  f"{info['num_classes']}", f"{info['head']['params']:,}", f"{info['head']['macs']:,}"))
     rows.append(("total", "", "", "", "", "", "", "", "", f"{info['params']:,}", f"{info['macs']:,}"))
     lines = text_table([header, *rows], left=(0, 1), rule=True)
-    title = f"{info['preset'] or 'architecture'} at {info['resolution']}x{info['resolution']}, " \
+    volume = f" volume, {info['in_channels']} input channel(s)" if dims == 3 else ""
+    title = f"{info['preset'] or 'architecture'} at {extent(info['resolution'], dims)}{volume}, " \
             f"{info['num_classes']} classes"
     note = (f"params {info['params']:,}  MACs {info['macs']:,} ({info['macs'] / 1e9:.3f} G)\n"
             "MACs are multiply-adds of convolutions and the classifier (the paper's \"FLOPs\").")
     return "\n".join([title, info["arch"], "", *lines, "", note])
 
 
-def _size(n: int) -> str:
-    return f"{n}x{n}"
-
-
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
-

@@ -21,6 +21,10 @@ def random_stage(rng: random.Random) -> StageSpec:
     )
 
 
-def random_arch(rng: random.Random, *, max_stages: int = 5) -> ArchSpec:
+def random_arch(rng: random.Random, *, max_stages: int = 5, dims: int = 2) -> ArchSpec:
+    """A 2-D RGB architecture, or with ``dims=3`` a volume network with 1-4 input channels."""
     stages = tuple(random_stage(rng) for _ in range(rng.randint(1, max_stages)))
-    return ArchSpec(stages=stages, stem=rng.randint(4, 40), head=rng.randint(8, 200))
+    arch = ArchSpec(stages=stages, stem=rng.randint(4, 40), head=rng.randint(8, 200))
+    if dims == 2:
+        return arch
+    return ArchSpec(stages=arch.stages, stem=arch.stem, head=arch.head, dims=dims, in_channels=rng.randint(1, 4))

@@ -14,8 +14,10 @@ from space.errors import UserError
 from tests.archgen import random_arch
 
 
-def fvcore_macs(model: torch.nn.Module, resolution: int) -> int:
-    analysis = FlopCountAnalysis(model.eval(), torch.zeros(1, 3, resolution, resolution))
+def fvcore_macs(model: torch.nn.Module, resolution: int | tuple[int, ...]) -> int:
+    """fvcore's conv + linear count on one input: a 3-channel square of side ``resolution``, or any C x ... shape."""
+    shape = (3, resolution, resolution) if isinstance(resolution, int) else resolution
+    analysis = FlopCountAnalysis(model.eval(), torch.zeros(1, *shape))
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
     counts = analysis.by_operator()
