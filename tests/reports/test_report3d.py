@@ -29,7 +29,7 @@ def volume_storage(tmp_path_factory):
         ("search", "--dims", "3", "--study", "vol", "--trials", "3", "--base", BASE, "--sampler", "random",
          "--seed", "1", "--config", str(root / "study.toml"), *TRAIN),
         ("scale", "--study", "vol", "--step", "0.25", "--max-coef", "1.5", *TRAIN),  # 3-D from the baseline's arch
-        ("family", "--from-study", "vol", "--phi", "1", "--train", "--epochs", "1", "--batch-size", "64"),
+        ("family", "--from-study", "vol", "--phi", "0", "1", "--train", "--epochs", "1", "--batch-size", "64"),
     ]
     outputs = []
     for args in runs:
@@ -67,10 +67,15 @@ def test_scaling_in_3d_uses_the_cube_law(volume_storage):
     for t in grid:
         a = t.user_attrs
         assert a["nominal"] == pytest.approx(a["alpha"] * a["beta"] ** 2 * a["gamma"] ** 3) and a["dims"] == 3
-    assert "Best triple under alpha*beta^2*gamma^3 ~ 2" in outputs[1]
+    assert "Chosen triple under alpha*beta^2*gamma^3 ~ 2" in outputs[1]
     assert "alpha*beta^2*gamma^3 =" in outputs[2]
-    family = [t for t in study.trials if t.user_attrs.get("role") == "family"]
-    assert family and all(t.state == TrialState.COMPLETE and t.user_attrs["arch"].startswith("3d ") for t in family)
+    family = optuna.load_study(study_name="vol-family", storage=url)
+    assert family.user_attrs["dims"] == 3
+    members = family.get_trials(states=(TrialState.COMPLETE,))
+    assert len(members) == 2 and all(t.user_attrs["arch"].startswith("3d in_c1 ") for t in members)
+    for t in members:
+        a = t.user_attrs
+        assert a["nominal_ratio"] == pytest.approx((a["alpha"] * a["beta"] ** 2 * a["gamma"] ** 3) ** a["phi"])
 
 
 def test_the_report_draws_volume_stages(volume_storage):
@@ -79,7 +84,10 @@ def test_the_report_draws_volume_stages(volume_storage):
     assert "3-D (volumes)" in page
     assert "4×4×4" in page and "2×2×2" in page and "1×1×1" in page  # per-stage D×H×W at an 8^3 input
     scaling = (out / safe_name("vol-scaling")).read_text()
-    assert "α·β²·γ³ ≈ 2" in scaling and 'id="grid"' in scaling and 'id="family"' in scaling
+    assert "αβ²γ³ ≈ 2" in scaling and 'id="triples"' in scaling and 'id="family-macs"' in scaling
+    assert "nominal αβ²γ³" in scaling and "8×8×8" in scaling  # the triples table and the baseline line
+    family = (out / safe_name("vol-family")).read_text()
+    assert "αβ²γ³ =" in family and "(αβ²γ³)^φ" in family
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
@@ -92,4 +100,4 @@ def test_the_3d_pages_render_in_chromium(volume_storage, tmp_path):
     assert "main-svg" in pareto
     assert len(re.findall(r'class="stage', dom)) >= 3  # the stage drawings
     scaling = render(out / safe_name("vol-scaling"), f"--user-data-dir={tmp_path / 'b'}")
-    assert scaling.split('id="family"', 1)[1].count("main-svg") >= 1
+    assert scaling.split('id="triples"', 1)[1].count("main-svg") >= 1

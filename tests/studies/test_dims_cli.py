@@ -183,5 +183,5 @@ def test_scale_with_dims_3_starts_from_the_3d_default_study(tmp_path):
 
     url = f"sqlite:///{tmp_path}/s.db"
     optuna.create_study(study_name="effnas", storage=url)  # a 2-D default study is no 3-D baseline
-    with pytest.raises(UserError, match="no study 'effnas-3d'"):
+    with pytest.raises(UserError, match="no NAS study 'effnas-3d'"):
         resolve_baseline("best", config=load_config(overrides={"dims": 3, "storage": url}, command="scale"))
