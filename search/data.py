@@ -95,8 +95,11 @@ def dataset_classes(spec: str) -> int:
         return 10
     if kind == "shapes3d":
         return len(shapes3d.CLASSES)
-    files = image_files(root) if kind == "folder" else volume_files(root)
-    check_classes(files, root, kind=kind, noun="images" if kind == "folder" else "volumes")
+    if kind == "volumes":
+        return max(index for _, index in volume_files(root)) + 1
+    files = image_files(root)
+    if not files:
+        raise UserError(f"folder dataset {str(root)!r} has no images")
     return max(index for _, index in files) + 1
 
 
@@ -107,9 +110,7 @@ def dataset_channels(spec: str) -> int:
         return 1
     if kind != "volumes":
         return 3
-    files = volume_files(root)
-    check_classes(files, root, kind=kind, noun="volumes")
-    return read_volume(files[0][0]).shape[0]
+    return read_volume(volume_files(root)[0][0]).shape[0]
 
 
 def load_dataset(spec: str, *, resolution: int, seed: int = 0, val_fraction: float = 0.2) -> Dataset:

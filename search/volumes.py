@@ -24,8 +24,11 @@ VOLUME_SUFFIXES = (".npy", *NIFTI_SUFFIXES)
 
 
 def volume_files(root: Path) -> list[tuple[Path, int]]:
-    """(volume, class index) of a volumes dataset: one sub-folder per class, volumes anywhere below it."""
-    return class_files(root, accept=lambda path: path.name.lower().endswith(VOLUME_SUFFIXES), kind="volumes")
+    """(volume, class index) of a volumes dataset: one sub-folder per class, volumes anywhere below it, in at
+    least two classes."""
+    files = class_files(root, accept=lambda path: path.name.lower().endswith(VOLUME_SUFFIXES), kind="volumes")
+    check_classes(files, root, kind="volumes", noun="volumes (.npy, .nii, .nii.gz)")
+    return files
 
 
 def resize_volumes(volumes: torch.Tensor, size: int) -> torch.Tensor:
@@ -48,19 +51,17 @@ def resize_volumes(volumes: torch.Tensor, size: int) -> torch.Tensor:
 def load_volumes(root: Path, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
     """float32 N x C x R x R x R volumes and int64 labels from a class-per-sub-folder tree."""
     files = volume_files(root)
-    check_classes(files, root, kind="volumes", noun="volumes (.npy, .nii, .nii.gz)")
-    volumes, labels, first = [], [], None
-    for path, label in files:
+    out = None
+    for row, (path, _) in enumerate(files):
         volume = read_volume(path)
-        if first is None:
-            first = (path, volume.shape[0])
+        if out is None:
             check_fits(len(files), resolution, where=str(root), channels=volume.shape[0], dims=3, itemsize=4)
-        elif volume.shape[0] != first[1]:
-            raise UserError(f"volume {str(path)!r} has {volume.shape[0]} channel(s) but {str(first[0])!r} has "
-                            f"{first[1]}: volumes may differ in size (each is resized) but not in channels")
-        volumes.append(resize_volumes(torch.from_numpy(volume).unsqueeze(0), resolution)[0])
-        labels.append(label)
-    return torch.stack(volumes), torch.tensor(labels, dtype=torch.long)
+            out = torch.empty((len(files), volume.shape[0]) + (resolution,) * 3, dtype=torch.float32)
+        elif volume.shape[0] != out.shape[1]:
+            raise UserError(f"volume {str(path)!r} has {volume.shape[0]} channel(s) but {str(files[0][0])!r} has "
+                            f"{out.shape[1]}: volumes may differ in size (each is resized) but not in channels")
+        out[row] = resize_volumes(torch.from_numpy(volume).unsqueeze(0), resolution)[0]
+    return out, torch.tensor([label for _, label in files], dtype=torch.long)
 
 
 def read_volume(path: Path) -> np.ndarray:

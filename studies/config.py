@@ -43,8 +43,9 @@ DIMS_DEFAULTS: dict[int, dict[str, Any]] = {
     2: {},  # the fields' own defaults
     # "space" holds [space] keys a study file's own [space] table overrides key by key: a 7x7x7 depthwise
     # kernel has 343 taps (12.7x a 3x3x3) and trains slowly on CPU, so the 3-D default leaves it out
-    3: {"study": "effnas-3d", "dataset": "shapes3d", "resolution": 16, "base": BASE_3D, "epochs": 2, "trials": 12,
-        "space": {"kernel": [3, 5]}},
+    # and a scaled 16^3 input rounds to a multiple of 2 (8 would send 16 x 1.1 and 16 x 1.2 back to 16)
+    3: {"study": "effnas-3d", "dataset": "shapes3d", "resolution": 16, "base": BASE_3D, "epochs": 2,
+        "resolution_multiple": 2, "space": {"kernel": [3, 5]}},
 }
 
 

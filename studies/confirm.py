@@ -19,9 +19,10 @@ from search.confirmation import ConfirmResult, Entry, confirm_result
 from search.settings import TrainSettings
 from search.trial import Proposal
 from space import presets
+from space.arch import ArchSpec
 from space.errors import UserError
 from studies import __version__
-from studies.config import StudyConfig
+from studies.config import StudyConfig, with_dims
 from studies.runner import create_or_join, preflight, storage_for, train_list
 from studies.storage import mask_url, open_storage
 
@@ -45,7 +46,8 @@ def load_nas_study(config: StudyConfig) -> optuna.Study:
 
 def entries_of(nas: optuna.Study, config: StudyConfig) -> list[Entry]:
     """The top --top of the front (the next non-dominated ranks when the front is smaller; spread along it
-    when larger), the chosen baseline, the study's base and the --references."""
+    when larger), the chosen baseline, the study's base and the --references (as networks of the study's
+    dimensionality and input channels: a 3-D study compares volume networks)."""
     done, seen = [], set()
     for r in selection.measured(record.read_all(nas.get_trials(deepcopy=False))):
         if r.arch not in seen:  # a repeated architecture is one entry, its first measurement
@@ -62,8 +64,13 @@ def entries_of(nas: optuna.Study, config: StudyConfig) -> list[Entry]:
                      label=f"trial {r.number}" + (f" ({base_label})" if r.enqueued else ""), arch=r.arch,
                      source_trial=r.number, proxy_accuracy=r.accuracy) for r in picked]
     names = [base_name] + [n for n in (config.references or ()) if n != base_name]
+    base = json.loads(nas.user_attrs.get("space", "{}")).get("base")
+    like = ArchSpec.parse(base) if base else None  # the study's dimensionality and input channels
     for k, name in enumerate(names):
-        arch = str(presets.resolve(name)[0])
+        resolved = presets.resolve(name)[0]
+        if like is not None:
+            resolved = dataclasses.replace(resolved, dims=like.dims, in_channels=like.in_channels)
+        arch = str(resolved)
         if arch not in {e.arch for e in entries}:
             label = base_label if name == base_name else name
             entries.append(Entry(id=100_000 + k, role="reference", label=label, arch=arch, source_trial=None,
@@ -84,6 +91,8 @@ def train_settings(nas: optuna.Study, config: StudyConfig) -> TrainSettings:
 
 
 def run_confirm(config: StudyConfig, *, err: TextIO = sys.stderr) -> ConfirmResult:
+    if config.dims is not None:
+        config = with_dims(config, config.dims)  # --dims 3 alone confirms the 3-D default study
     nas = load_nas_study(config)
     train = train_settings(nas, config)
     resolution = int(nas.user_attrs["resolution"])

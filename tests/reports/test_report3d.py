@@ -1,4 +1,4 @@
-"""End to end in 3-D: the real commands search, scale and family-train volume networks on the bundled
+"""End to end in 3-D: the real commands search, scale, family-train and confirm volume networks on the bundled
 shapes3d, record ``dims``, and `effnas report` draws the volume stages and renders in Chromium."""
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ def volume_storage(tmp_path_factory):
          "--seed", "1", "--config", str(root / "study.toml"), *TRAIN),
         ("scale", "--study", "vol", "--step", "0.25", "--max-coef", "1.5", *TRAIN),  # 3-D from the baseline's arch
         ("family", "--from-study", "vol", "--phi", "0", "1", "--train", "--epochs", "1", "--batch-size", "64"),
+        ("confirm", "--study", "vol", "--top", "1", "--seeds", "1", "--epochs", "1", "--batch-size", "64",
+         "--references", "stem_c8 ds_r1_k3_s2_c8 head_c16"),  # an arch string, made 3-D like the study
     ]
     outputs = []
     for args in runs:
@@ -78,6 +80,18 @@ def test_scaling_in_3d_uses_the_cube_law(volume_storage):
         assert a["nominal_ratio"] == pytest.approx((a["alpha"] * a["beta"] ** 2 * a["gamma"] ** 3) ** a["phi"])
 
 
+def test_confirm_retrains_volume_networks_beside_3d_references(volume_storage):
+    url, _, _ = volume_storage
+    confirm = optuna.load_study(study_name="vol-confirm", storage=url)
+    trials = confirm.get_trials(states=(TrialState.COMPLETE,))
+    roles = {t.user_attrs["role"] for t in trials}
+    assert "reference" in roles and trials
+    for t in trials:
+        arch = ArchSpec.parse(t.user_attrs["arch"])
+        assert (arch.dims, arch.in_channels) == (3, 1) and t.user_attrs["dims"] == 3
+        assert t.user_attrs["macs"] == cost(arch, 8, num_classes=5).macs
+
+
 def test_the_report_draws_volume_stages(volume_storage):
     _, out, _ = volume_storage
     page = (out / safe_name("vol")).read_text()
@@ -96,7 +110,7 @@ def test_the_3d_pages_render_in_chromium(volume_storage, tmp_path):
     study = optuna.load_study(study_name="vol", storage=url)
     dom = render(out / safe_name("vol"), f"--user-data-dir={tmp_path / 'a'}")
     pareto = dom.split('id="pareto"', 1)[1].split('id="hypervolume"', 1)[0]
-    assert pareto.count('class="point"') == len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
+    assert len(re.findall(r'class="point[ "]', pareto)) == len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
     assert "main-svg" in pareto
     assert len(re.findall(r'class="stage', dom)) >= 3  # the stage drawings
     scaling = render(out / safe_name("vol-scaling"), f"--user-data-dir={tmp_path / 'b'}")

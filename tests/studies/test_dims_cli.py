@@ -24,7 +24,7 @@ def test_dims_3_alone_plans_the_embedded_3d_default(tmp_path):
     plan = plan_search(load_config(overrides={"dims": 3, "storage": f"sqlite:///{tmp_path}/x.db"}))
     c = plan.config
     assert (c.study, c.dims, c.dataset, c.resolution, c.trials, c.train.epochs) == \
-        ("effnas-3d", 3, "shapes3d", 16, 12, 2)
+        ("effnas-3d", 3, "shapes3d", 16, 20, 2)
     assert plan.space.base == ArchSpec.parse(f"3d in_c1 {BASE_3D}")  # the dataset's one channel
     assert all(stage.kernel == (3, 5) for stage in plan.space.stages)  # no 7x7x7 kernels by default
     assert plan.space.base_params() is not None  # the base is the first trial, as in 2-D
@@ -50,7 +50,8 @@ def test_a_study_file_key_is_not_overridden_by_the_3d_defaults(tmp_path):
     (tmp_path / "s.toml").write_text("dims = 3\nresolution = 12\nepochs = 1\n[space]\nse = [0.0]\n")
     config = load_config(file=tmp_path / "s.toml")
     settled = settle_dims(config, presets.resolve(config.base)[0])
-    assert (settled.resolution, settled.train.epochs, settled.dataset, settled.trials) == (12, 1, "shapes3d", 12)
+    assert (settled.resolution, settled.train.epochs, settled.dataset, settled.study) == (12, 1, "shapes3d",
+                                                                                          "effnas-3d")
     assert settled.space == {"kernel": [3, 5], "se": [0.0]}
     (tmp_path / "k.toml").write_text("[space]\nkernel = [3, 5, 7]\n")
     assert settle_dims(load_config(file=tmp_path / "k.toml", overrides={"dims": 3}),
