@@ -131,7 +131,7 @@ def dims_label(dims: object) -> str:
     return "3-D (volumes)" if dims == 3 else "2-D (images)"
 
 
-def extent(size: object, dims: object) -> str:
+def extent(size: object, *, dims: object) -> str:
     """A square's or a cube's side written out, as on the pages: 32×32 or 16×16×16."""
     return "×".join([str(size)] * (3 if dims == 3 else 2))
 

@@ -112,7 +112,7 @@ def arch_grid(frame: pd.DataFrame, numbers: list[int], *, baseline: int | None) 
             height = 14 * stage.repeats
             width = 24 + stage.channels // 8
             label = (f"k{stage.kernel}<br>e{stage.expansion:g}<br>×{stage.repeats}<br>{stage.channels}"
-                     f"<br>{extent(size, arch.dims)}")
+                     f"<br>{extent(size, dims=arch.dims)}")
             tip = escape(str(stage))
             cells.append(f'<td><span class="stage {kind}" title="{tip}" style="height:{height + 30}px;'
                          f'width:{width}px">{label}</span></td>')

@@ -77,7 +77,7 @@ def family_body(study: optuna.Study, records: list[TrialRecord], frame: pd.DataF
 
 def _baseline_line(attrs: dict[str, Any]) -> str:
     return (f"<p>Baseline: {escape(str(attrs.get('baseline_label', '?')))} at "
-            f"{extent(attrs.get('base_resolution'), attrs.get('dims'))}, "
+            f"{extent(attrs.get('base_resolution'), dims=attrs.get('dims'))}, "
             f"{int(attrs.get('base_macs', 0)):,} MACs for {attrs.get('num_classes')} classes<br>"
             f"<code>{escape(str(attrs.get('baseline', '')))}</code></p>")
 

@@ -118,9 +118,9 @@ def load_dataset(spec: str, *, resolution: int, seed: int = 0, val_fraction: flo
     if kind == "shapes3d":
         volumes, labels = shapes3d.generate()
         check_fits(len(labels), resolution, where=spec, channels=1, dims=3, itemsize=4)
-        return _split(spec, resize_volumes(volumes, resolution), labels, seed=seed, val_fraction=val_fraction)
+        return _split(spec, resize_volumes(volumes, size=resolution), labels, seed=seed, val_fraction=val_fraction)
     if kind == "volumes":
-        volumes, labels = load_volumes(root, resolution)
+        volumes, labels = load_volumes(root, resolution=resolution)
         return _split(spec, volumes, labels, seed=seed, val_fraction=val_fraction)
     if kind == "digits":
         images, labels = _digits()
@@ -178,7 +178,7 @@ def _folder(root: Path, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
     from PIL import Image, UnidentifiedImageError
 
     files = image_files(root)
-    check_classes(files, root, kind="folder", noun="images")
+    check_classes(files, root=root, kind="folder", noun="images")
     check_fits(len(files), resolution, where=str(root))
     images = torch.empty((len(files), 3, resolution, resolution), dtype=torch.uint8)
     for row, (path, _) in enumerate(files):

@@ -39,7 +39,7 @@ def class_files(root: Path, *, accept: Callable[[Path], bool], kind: str) -> lis
     return found
 
 
-def check_classes(files: list[tuple[Path, int]], root: Path, *, kind: str, noun: str) -> None:
+def check_classes(files: list[tuple[Path, int]], *, root: Path, kind: str, noun: str) -> None:
     """A dataset needs samples, in at least two classes."""
     if not files:
         raise UserError(f"{kind} dataset {str(root)!r} has no {noun}")

@@ -41,7 +41,7 @@ class TrainResult:
 Judge = Callable[[int, float], bool]  # (epochs trained, validation accuracy) -> go on?
 
 
-def memory_layout(ndim: int, device: torch.device) -> torch.memory_format:
+def memory_layout(ndim: int, *, device: torch.device) -> torch.memory_format:
     """The layout a batch of ``ndim`` axes (N C H W images, N C D H W volumes) trains fastest in on ``device``."""
     if ndim == 4:
         return torch.channels_last
@@ -77,7 +77,7 @@ def train_and_evaluate(model: nn.Module, data: Dataset, settings: TrainSettings,
     draws no random numbers, so a trial judged on the way trains exactly as one that is not.
     """
     cuda = device.type == "cuda"
-    layout = memory_layout(data.train_x.ndim, device)
+    layout = memory_layout(data.train_x.ndim, device=device)
     model = model.to(device, memory_format=layout)
     optimizer = _optimizer(model, settings)
     generator = torch.Generator(device=data.train_x.device).manual_seed(seed)
@@ -148,7 +148,7 @@ def recalibrate_batch_norm(model: nn.Module, data: Dataset, *, batch_size: int, 
     for begin in range(0, count, batch_size):
         images = data.normalize(data.train_x[begin:min(count, begin + batch_size)])
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda"):
-            model(images.contiguous(memory_format=memory_layout(images.ndim, images.device)))
+            model(images.contiguous(memory_format=memory_layout(images.ndim, device=images.device)))
     for m, momentum in zip(norms, saved):
         m.momentum = momentum
     model.eval()
@@ -161,7 +161,7 @@ def evaluate(model: nn.Module, data: Dataset, *, batch_size: int, device: torch.
     correct, loss_sum = 0, 0.0
     for begin in range(0, len(data.val_y), batch_size):
         images = data.normalize(data.val_x[begin:begin + batch_size])
-        images = images.contiguous(memory_format=memory_layout(images.ndim, device))
+        images = images.contiguous(memory_format=memory_layout(images.ndim, device=device))
         labels = data.val_y[begin:begin + batch_size]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
             logits = model(images).float()

@@ -27,11 +27,11 @@ def volume_files(root: Path) -> list[tuple[Path, int]]:
     """(volume, class index) of a volumes dataset: one sub-folder per class, volumes anywhere below it, in at
     least two classes."""
     files = class_files(root, accept=lambda path: path.name.lower().endswith(VOLUME_SUFFIXES), kind="volumes")
-    check_classes(files, root, kind="volumes", noun="volumes (.npy, .nii, .nii.gz)")
+    check_classes(files, root=root, kind="volumes", noun="volumes (.npy, .nii, .nii.gz)")
     return files
 
 
-def resize_volumes(volumes: torch.Tensor, size: int) -> torch.Tensor:
+def resize_volumes(volumes: torch.Tensor, *, size: int) -> torch.Tensor:
     """N x C x D x H x W float volumes to cubes of side ``size``.
 
     Axes that grow are interpolated trilinearly first; axes that shrink are then area-averaged, which
@@ -48,7 +48,7 @@ def resize_volumes(volumes: torch.Tensor, size: int) -> torch.Tensor:
     return volumes
 
 
-def load_volumes(root: Path, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+def load_volumes(root: Path, *, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
     """float32 N x C x R x R x R volumes and int64 labels from a class-per-sub-folder tree."""
     files = volume_files(root)
     out = None
@@ -60,7 +60,7 @@ def load_volumes(root: Path, resolution: int) -> tuple[torch.Tensor, torch.Tenso
         elif volume.shape[0] != out.shape[1]:
             raise UserError(f"volume {str(path)!r} has {volume.shape[0]} channel(s) but {str(files[0][0])!r} has "
                             f"{out.shape[1]}: volumes may differ in size (each is resized) but not in channels")
-        out[row] = resize_volumes(torch.from_numpy(volume).unsqueeze(0), resolution)[0]
+        out[row] = resize_volumes(torch.from_numpy(volume).unsqueeze(0), size=resolution)[0]
     return out, torch.tensor([label for _, label in files], dtype=torch.long)
 
 
@@ -94,7 +94,7 @@ def _read_npy(path: Path) -> np.ndarray:
         array = np.load(path, mmap_mode="r", allow_pickle=False)  # the header first: the size is checked before reading
     except (OSError, ValueError, EOFError) as exc:
         raise UserError(f"unreadable volume {str(path)!r}: {exc}") from None
-    check_size(path, array.shape)
+    check_size(path, shape=array.shape)
     try:
         return np.array(array)
     except (OSError, ValueError) as exc:
@@ -109,13 +109,13 @@ def _read_nifti(path: Path) -> np.ndarray:
         raise UserError(f"reading NIfTI volumes ({str(path)!r}) needs nibabel: pip install 'effnas[nifti]'") from None
     try:
         image = nibabel.load(path)  # reads the header only
-        check_size(path, image.shape)
+        check_size(path, shape=image.shape)
         return np.asarray(image.get_fdata(dtype=np.float32))
     except (ImageFileError, OSError, EOFError, ValueError, zlib.error) as exc:
         raise UserError(f"unreadable NIfTI volume {str(path)!r}: {exc}") from None
 
 
-def check_size(path: Path, shape: tuple[int, ...]) -> None:
+def check_size(path: Path, *, shape: tuple[int, ...]) -> None:
     """Refuse, before reading it, one volume whose float32 copy and resize would not fit in free memory."""
     need = 2 * 4 * int(np.prod(shape, dtype=np.float64))
     free = available_bytes("cpu")

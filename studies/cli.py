@@ -188,7 +188,7 @@ def run_family(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     t = fam.triple
-    print(f"Family of {fam.baseline.label} ({input_size(fam.baseline.resolution, t.dims)}, {fam.num_classes} "
+    print(f"Family of {fam.baseline.label} ({input_size(fam.baseline.resolution, dims=t.dims)}, {fam.num_classes} "
           f"classes) with alpha {t.alpha:g}, beta {t.beta:g}, gamma {t.gamma:g} ({constraint(t.dims)} = "
           f"{t.nominal:.4f}; real against nominal MACs ratios below):")
     columns = ("phi", "depth", "width", "resolution", "params", "macs", "macs_ratio", "nominal_ratio")

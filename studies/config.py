@@ -328,7 +328,7 @@ def load_config(*, file: str | Path | None = None, overrides: dict[str, Any] | N
                        space=space, command=command, explicit=explicit)
 
 
-def with_dims(config: StudyConfig, dims: int) -> StudyConfig:
+def with_dims(config: StudyConfig, *, dims: int) -> StudyConfig:
     """``config`` for a study of ``dims`` spatial dimensions: the defaults of :data:`DIMS_DEFAULTS` replace the
     keys of its command that neither the study file nor a flag set."""
     table = DIMS_DEFAULTS[dims]

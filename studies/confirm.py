@@ -92,7 +92,7 @@ def train_settings(nas: optuna.Study, config: StudyConfig) -> TrainSettings:
 
 def run_confirm(config: StudyConfig, *, err: TextIO = sys.stderr) -> ConfirmResult:
     if config.dims is not None:
-        config = with_dims(config, config.dims)  # --dims 3 alone confirms the 3-D default study
+        config = with_dims(config, dims=config.dims)  # --dims 3 alone confirms the 3-D default study
     nas = load_nas_study(config)
     train = train_settings(nas, config)
     resolution = int(nas.user_attrs["resolution"])

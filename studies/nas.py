@@ -45,7 +45,7 @@ def plan_search(config: StudyConfig) -> Plan:
     :func:`studies.runner.settle_dims`). The base takes the study's dimensionality and the dataset's channels.
     """
     strategy = samplers.get(config.sampler)
-    config = settle_dims(config, presets.resolve(config.base)[0])
+    config = settle_dims(config, arch=presets.resolve(config.base)[0])
     base = replace(presets.resolve(config.base)[0], dims=config.dims)
     overrides, per_stage = space_options(config.space)
     space = SearchSpace.around(base, overrides=overrides, stage_overrides=per_stage)  # checked before any data
@@ -158,7 +158,7 @@ def run_search(config: StudyConfig, *, out: TextIO = sys.stdout, err: TextIO = s
               else f"{config.train.epochs} epoch(s) per trial")
     header = (f"study {config.study!r} in {mask_url(config.storage)}: {complete}/{config.trials} "
               f"complete; sampler {plan.strategy.name}, {config.executor} executor, {config.dataset} at "
-              f"{input_size(config.resolution, config.dims)}, {budget}")
+              f"{input_size(config.resolution, dims=config.dims)}, {budget}")
     workers = f", {config.workers} worker processes" if config.workers > 1 and config.executor == "local" else ""
     drive(config, planner, total=config.trials, header=header + workers, err=err,
           replicate=functools.partial(replica, config) if config.workers > 1 else None)
@@ -191,7 +191,7 @@ def print_summary(study: optuna.Study, *, target_macs: float, out: TextIO) -> No
     best = chosen_baseline(study, target_macs=target_macs)
     print(f"\nBaseline: trial {best.number}, the highest MnasNet reward ACC x (MACs/T)^-0.07 at "
           f"T = {int(target_macs):,} MACs", file=out)
-    size = best.resolution if best.dims in (None, 2) else input_size(best.resolution, best.dims)
+    size = best.resolution if best.dims in (None, 2) else input_size(best.resolution, dims=best.dims)
     print(f"  accuracy {best.accuracy:.4f}  MACs {best.macs:,}  params {best.params:,}  "
           f"resolution {size}", file=out)
     print(f"  {best.arch}", file=out)

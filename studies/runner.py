@@ -29,7 +29,7 @@ class DataInfo:
     channels: int  # what the networks' stems take: 3 for images, the volumes' channels otherwise
 
 
-def settle_dims(config: StudyConfig, arch: ArchSpec) -> StudyConfig:
+def settle_dims(config: StudyConfig, *, arch: ArchSpec) -> StudyConfig:
     """The study's dimensionality, and the defaults that follow from it (see ``DIMS_DEFAULTS``).
 
     ``--dims`` decides; without it a 3-D architecture (``3d`` in its string) or a volume dataset makes the
@@ -41,7 +41,7 @@ def settle_dims(config: StudyConfig, arch: ArchSpec) -> StudyConfig:
         dims = arch.dims
     else:
         dims = dims_of(config.dataset)
-    config = with_dims(config, dims)
+    config = with_dims(config, dims=dims)
     if dims_of(config.dataset) != dims:
         samples = "images" if dims_of(config.dataset) == 2 else "volumes"
         allowed = "digits, cifar10:PATH or folder:PATH" if dims == 2 else "shapes3d or volumes:PATH"

@@ -49,7 +49,7 @@ def resolve_baseline(text: str, *, config: StudyConfig) -> Baseline:
     """``best`` (the NAS study's chosen baseline), a trial number of it, a preset, or an arch string; ``--dims``
     turns it into a network of that dimensionality."""
     if config.dims is not None:
-        config = with_dims(config, config.dims)  # with --dims 3, "best" is the 3-D default study's
+        config = with_dims(config, dims=config.dims)  # with --dims 3, "best" is the 3-D default study's
     if text == "best" or text.isdigit():
         from studies.confirm import confirmed_baseline
         from studies.nas import chosen_baseline
@@ -79,11 +79,11 @@ def resolve_baseline(text: str, *, config: StudyConfig) -> Baseline:
     return Baseline(arch=arch, resolution=resolution, label=label)
 
 
-def settle(config: StudyConfig, baseline: Baseline, *, training: bool) -> tuple[StudyConfig, Baseline]:
+def settle(config: StudyConfig, *, baseline: Baseline, training: bool) -> tuple[StudyConfig, Baseline]:
     """The config and baseline of one dimensionality (the baseline's, unless --dims or the dataset says
     otherwise: :func:`studies.runner.settle_dims`), the baseline taking the input channels it is costed for."""
-    config = settle_dims(config, baseline.arch)
-    channels = channel_count(config, baseline.arch.in_channels, training=training)
+    config = settle_dims(config, arch=baseline.arch)
+    channels = channel_count(config, own=baseline.arch.in_channels, training=training)
     return config, dataclasses.replace(baseline, arch=dataclasses.replace(baseline.arch, dims=config.dims,
                                                                           in_channels=channels))
 
@@ -115,7 +115,7 @@ def class_count(config: StudyConfig, *, training: bool) -> int:
     return dataset_classes(config.dataset) if training or "dataset" in config.explicit else 1000
 
 
-def channel_count(config: StudyConfig, own: int, *, training: bool) -> int:
+def channel_count(config: StudyConfig, *, own: int, training: bool) -> int:
     """The input channels costs are counted for, by class_count's rule: --in-channels; else the dataset's when
     it will be trained on (or was given); else the baseline's ``own`` (3 for a preset)."""
     if config.scale.in_channels is not None:
@@ -141,7 +141,8 @@ class ScalePlan:
 
 
 def plan_scale(config: StudyConfig) -> ScalePlan:
-    config, baseline = settle(config, resolve_baseline(config.scale.baseline or "best", config=config), training=True)
+    config, baseline = settle(config, baseline=resolve_baseline(config.scale.baseline or "best", config=config),
+                              training=True)
     s = config.scale
     num_classes = class_count(config, training=True)
     dims = baseline.arch.dims
@@ -170,7 +171,7 @@ def announce(plan: ScalePlan, study: optuna.Study | None) -> str:
     dims = plan.baseline.arch.dims
     text = (f"{len(plan.members)} triples with |{constraint(dims)} - 2| <= {config.scale.tolerance:g} ({dims}-D: MACs "
             f"grow with depth * width^2 * resolution^{dims}) of {plan.baseline.label} "
-            f"({input_size(plan.baseline.resolution, dims)}, {plan.num_classes} "
+            f"({input_size(plan.baseline.resolution, dims=dims)}, {plan.num_classes} "
             f"classes) at phi {plan.phi:g} to train on {config.dataset}, {config.train.epochs} epoch(s) each: "
             f"{sum(macs) / 1e6:,.1f} M MACs per image over the grid, {min(ratios):.2f}x to {max(ratios):.2f}x the "
             f"baseline's {plan.base_macs / 1e6:,.2f} M")
@@ -357,7 +358,7 @@ def derive_family(config: StudyConfig, *, from_study: str | None, training: bool
         baseline = Baseline(ArchSpec.parse(attrs["baseline"]), resolution, attrs.get("baseline_label", "baseline"))
     else:
         baseline = resolve_baseline(s.baseline, config=config)
-    config, baseline = settle(config, baseline, training=training)
+    config, baseline = settle(config, baseline=baseline, training=training)
     triple = Triple(*coefficients, dims=baseline.arch.dims)
     check_coefficients(triple)
     num_classes = class_count(config, training=training)

@@ -63,17 +63,17 @@ def format_table(info: dict) -> str:
     dims = info.get("dims", 2)
     header = ("stage", "block", "k", "s", "e", "se", "r", "ch", "out", "params", "MACs")
     rows = [("stem", "conv", "3", "2", "-", "-", "1", str(info["stem"]["channels"]),
-             extent(info["stem"]["out_size"], dims), f"{info['stem']['params']:,}", f"{info['stem']['macs']:,}")]
+             extent(info["stem"]["out_size"], dims=dims), f"{info['stem']['params']:,}", f"{info['stem']['macs']:,}")]
     for i, s in enumerate(info["stages"]):
         rows.append((str(i), s["block"], str(s["kernel"]), str(s["stride"]), _num(s["expansion"]),
                      _num(s["se"]) if s["se"] else "-", str(s["repeats"]), str(s["channels"]),
-                     extent(s["out_size"], dims), f"{s['params']:,}", f"{s['macs']:,}"))
+                     extent(s["out_size"], dims=dims), f"{s['params']:,}", f"{s['macs']:,}"))
     rows.append(("head", "conv+fc", "1", "1", "-", "-", "1", str(info["head"]["channels"]),
                  f"{info['num_classes']}", f"{info['head']['params']:,}", f"{info['head']['macs']:,}"))
     rows.append(("total", "", "", "", "", "", "", "", "", f"{info['params']:,}", f"{info['macs']:,}"))
     lines = text_table([header, *rows], left=(0, 1), rule=True)
     volume = f" volume, {info['in_channels']} input channel(s)" if dims == 3 else ""
-    title = f"{info['preset'] or 'architecture'} at {extent(info['resolution'], dims)}{volume}, " \
+    title = f"{info['preset'] or 'architecture'} at {extent(info['resolution'], dims=dims)}{volume}, " \
             f"{info['num_classes']} classes"
     note = (f"params {info['params']:,}  MACs {info['macs']:,} ({info['macs'] / 1e9:.3f} G)\n"
             "MACs are multiply-adds of convolutions and the classifier (the paper's \"FLOPs\").")

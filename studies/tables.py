@@ -27,11 +27,11 @@ def rows_table(rows: Sequence[dict], columns: Sequence[str], *, left: Sequence[s
     return "\n".join(text_table(table, left=[i for i, c in enumerate(columns) if c in left]))
 
 
-def extent(size: int, dims: int) -> str:
+def extent(size: int, *, dims: int) -> str:
     """The side of a square or cube written out: 32x32 or 16x16x16."""
     return "x".join([str(size)] * dims)
 
 
-def input_size(resolution: int, dims: int | None) -> str:
+def input_size(resolution: int, *, dims: int | None) -> str:
     """An input's size in a sentence: 32px for an image, 16x16x16 voxels for a volume."""
-    return f"{resolution}px" if dims in (None, 2) else f"{extent(resolution, dims)} voxels"
+    return f"{resolution}px" if dims in (None, 2) else f"{extent(resolution, dims=dims)} voxels"

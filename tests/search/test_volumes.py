@@ -67,11 +67,11 @@ def test_channels_come_first_for_npy_and_last_for_nifti(tmp_path):
 
 def test_resize_grows_trilinearly_and_shrinks_by_area():
     ramp = torch.arange(8.0).view(1, 1, 8, 1, 1).expand(1, 1, 8, 8, 8)
-    shrunk = resize_volumes(ramp, 4)
+    shrunk = resize_volumes(ramp, size=4)
     assert torch.allclose(shrunk[0, 0, :, 0, 0], torch.tensor([0.5, 2.5, 4.5, 6.5]))  # means of pairs
     constant = torch.full((1, 2, 3, 9, 20), 7.0)
-    assert torch.allclose(resize_volumes(constant, 6), torch.full((1, 2, 6, 6, 6), 7.0))
-    assert resize_volumes(ramp, 8) is ramp
+    assert torch.allclose(resize_volumes(constant, size=6), torch.full((1, 2, 6, 6, 6), 7.0))
+    assert resize_volumes(ramp, size=8) is ramp
 
 
 def write(path, data):
@@ -145,9 +145,9 @@ def test_memory_is_bounded_before_loading(tmp_path):
     check_fits(100, 16, where="v", channels=1, dims=3, itemsize=4)
     with pytest.raises(UserError, match="volumes at 512x512x512 need .* lower --resolution"):
         check_fits(10**6, 512, where="v", channels=4, dims=3, itemsize=4)
-    check_size(tmp_path / "v.npy", (64, 64, 64))
+    check_size(tmp_path / "v.npy", shape=(64, 64, 64))
     with pytest.raises(UserError, match="v.npy' has shape \\(100000, 100000, 100000\\)"):
-        check_size(tmp_path / "v.npy", (100_000, 100_000, 100_000))
+        check_size(tmp_path / "v.npy", shape=(100_000, 100_000, 100_000))
 
 
 def test_kinds_know_their_dimensionality():
@@ -159,3 +159,12 @@ def test_kinds_know_their_dimensionality():
         load_dataset("volumes:", resolution=4)
     with pytest.raises(UserError, match="not a directory"):
         load_dataset("volumes:/does/not/exist", resolution=4)
+
+
+def test_classes_and_channels_are_known_without_loading_the_dataset(tmp_path):
+    from search.data import dataset_channels, dataset_classes
+
+    root = make_volumes(tmp_path / "v", classes=("a", "b", "c"))
+    assert (dataset_classes(f"volumes:{root}"), dataset_channels(f"volumes:{root}")) == (3, 1)
+    assert (dataset_classes("shapes3d"), dataset_channels("shapes3d")) == (5, 1)
+    assert (dataset_classes("digits"), dataset_channels("digits")) == (10, 3)

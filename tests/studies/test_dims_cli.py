@@ -41,7 +41,7 @@ def test_dims_3_alone_plans_the_embedded_3d_default(tmp_path):
 ])
 def test_the_dimensionality_comes_from_dims_the_base_or_the_dataset(overrides, dims, dataset):
     config = load_config(overrides=overrides)
-    settled = settle_dims(config, presets.resolve(config.base)[0])
+    settled = settle_dims(config, arch=presets.resolve(config.base)[0])
     assert (settled.dims, settled.dataset, dims_of(settled.dataset)) == (dims, dataset, dims)
     assert settled.resolution == (16 if dims == 3 else 32)
 
@@ -49,13 +49,13 @@ def test_the_dimensionality_comes_from_dims_the_base_or_the_dataset(overrides, d
 def test_a_study_file_key_is_not_overridden_by_the_3d_defaults(tmp_path):
     (tmp_path / "s.toml").write_text("dims = 3\nresolution = 12\nepochs = 1\n[space]\nse = [0.0]\n")
     config = load_config(file=tmp_path / "s.toml")
-    settled = settle_dims(config, presets.resolve(config.base)[0])
+    settled = settle_dims(config, arch=presets.resolve(config.base)[0])
     assert (settled.resolution, settled.train.epochs, settled.dataset, settled.study) == (12, 1, "shapes3d",
                                                                                           "effnas-3d")
     assert settled.space == {"kernel": [3, 5], "se": [0.0]}
     (tmp_path / "k.toml").write_text("[space]\nkernel = [3, 5, 7]\n")
     assert settle_dims(load_config(file=tmp_path / "k.toml", overrides={"dims": 3}),
-                       presets.resolve(config.base)[0]).space == {"kernel": [3, 5, 7]}
+                       arch=presets.resolve(config.base)[0]).space == {"kernel": [3, 5, 7]}
 
 
 @pytest.mark.parametrize("overrides, fragment", [
