@@ -38,7 +38,7 @@ class Plan:
 def plan_search(config: StudyConfig) -> Plan:
     """Check every input (base, space, dataset, budget) without writing anything."""
     strategy = samplers.get(config.sampler)
-    base, _ = presets.resolve(config.base)
+    base = presets.efficientnet(config.base, role="the search space's base (--base)")
     overrides, per_stage = space_options(config.space)
     space = SearchSpace.around(base, overrides=overrides, stage_overrides=per_stage)
     data = check_data(config)

@@ -52,7 +52,7 @@ def resolve_baseline(text: str, *, config: StudyConfig) -> Baseline:
         label = f"{config.study} trial {chosen.number}"
         num_classes = int(chosen.num_classes or study.user_attrs.get("num_classes", 1000))
     else:
-        arch, preset = presets.resolve(text)
+        arch, preset = presets.efficientnet(text, role="the baseline to scale"), presets.PRESETS.get(text)
         resolution, label = (preset.resolution, preset.name) if preset else (224, "arch string")
         num_classes = 1000
     if "resolution" in config.explicit:

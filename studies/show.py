@@ -4,16 +4,18 @@ from __future__ import annotations
 from space import presets
 from space.compound import check_multiplier, scale
 from space.cost import stage_costs
+from space.references import ResNetSpec
 from studies.tables import text_table
 
 
 def describe(text: str, *, width: float | None = None, depth: float | None = None,
              resolution: int | None = None, num_classes: int = 1000) -> dict:
-    """The JSON-able description of a preset or arch string, scaled and at a resolution."""
+    """The JSON-able description of a preset, reference or arch string, scaled and at a resolution."""
     for name, value in (("width", width), ("depth", depth)):
         if value is not None:
             check_multiplier(name, value)
     arch, preset = presets.resolve(text)
+    reference = isinstance(arch, ResNetSpec)
     if preset is not None:
         arch = preset.arch(width=width, depth=depth)
         resolution = preset.resolution if resolution is None else resolution
@@ -26,11 +28,13 @@ def describe(text: str, *, width: float | None = None, depth: float | None = Non
     return {
         "arch": str(arch),
         "preset": preset.name if preset else None,
+        "reference": str(arch) if reference else None,
         "resolution": resolution,
         "num_classes": num_classes,
         "params": sum(r.params for r in rows),
         "macs": sum(r.macs for r in rows),
-        "stem": {"channels": arch.stem, "out_size": stem.out_size, "params": stem.params, "macs": stem.macs},
+        "stem": {"channels": arch.stem, "kernel": 7 if reference else 3, "out_size": stem.out_size,
+                 "params": stem.params, "macs": stem.macs},
         "stages": [_stage_row(s, r) for s, r in zip(arch.stages, stage_rows)],
         "head": {"channels": arch.head, "params": head.params, "macs": head.macs},
     }
@@ -47,18 +51,20 @@ def _stage_row(stage, row) -> dict:
 
 def format_table(info: dict) -> str:
     header = ("stage", "block", "k", "s", "e", "se", "r", "ch", "out", "params", "MACs")
-    rows = [("stem", "conv", "3", "2", "-", "-", "1", str(info["stem"]["channels"]),
+    reference = info.get("reference") is not None
+    rows = [("stem", "conv+pool" if reference else "conv", str(info["stem"]["kernel"]), "2", "-", "-", "1",
+             str(info["stem"]["channels"]),
              _size(info["stem"]["out_size"]), f"{info['stem']['params']:,}", f"{info['stem']['macs']:,}")]
     for i, s in enumerate(info["stages"]):
         rows.append((str(i), s["block"], str(s["kernel"]), str(s["stride"]), _num(s["expansion"]),
                      _num(s["se"]) if s["se"] else "-", str(s["repeats"]), str(s["channels"]),
                      _size(s["out_size"]), f"{s['params']:,}", f"{s['macs']:,}"))
-    rows.append(("head", "conv+fc", "1", "1", "-", "-", "1", str(info["head"]["channels"]),
+    rows.append(("head", "fc" if reference else "conv+fc", "1", "1", "-", "-", "1", str(info["head"]["channels"]),
                  f"{info['num_classes']}", f"{info['head']['params']:,}", f"{info['head']['macs']:,}"))
     rows.append(("total", "", "", "", "", "", "", "", "", f"{info['params']:,}", f"{info['macs']:,}"))
     lines = text_table([header, *rows], left=(0, 1), rule=True)
-    title = f"{info['preset'] or 'architecture'} at {info['resolution']}x{info['resolution']}, " \
-            f"{info['num_classes']} classes"
+    name = info["preset"] or info.get("reference") or "architecture"
+    title = f"{name} at {info['resolution']}x{info['resolution']}, {info['num_classes']} classes"
     note = (f"params {info['params']:,}  MACs {info['macs']:,} ({info['macs'] / 1e9:.3f} G)\n"
             "MACs are multiply-adds of convolutions and the classifier (the paper's \"FLOPs\").")
     return "\n".join([title, info["arch"], "", *lines, "", note])
