@@ -161,6 +161,44 @@ def run_family(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_train(commands) -> None:
+    p = commands.add_parser("train", help="train one network fully: checkpoints, resume, several devices",
+                            description="Train one network into OUT/NAME (config.json, metrics.jsonl, a checkpoint "
+                                        "per epoch, evaluation.json); the same command resumes from the last "
+                                        "checkpoint.")
+    p.add_argument("arch", nargs="?", metavar="ARCH", help="a preset (efficientnet-b0), a reference (resnet18) or an "
+                                                          "arch string")
+    p.add_argument("--from-study", metavar="NAME", help="train a trial of this study (NAS or scaling) instead")
+    p.add_argument("--trial", metavar="N|baseline|confirmed", help="which: a trial number, the NAS study's chosen "
+                                                                  "baseline (default), or the baseline that `effnas "
+                                                                  "confirm` confirmed")
+    p.add_argument("--resume", metavar="RUN", help="go on with this run (a folder, or a name under --out) with its "
+                                                   "own network and settings")
+    add_config_flags(p, "train", defaults={"resolution": "the study trial's, the preset's, else 224",
+                                           "name": "named after the network"})
+    p.set_defaults(run=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from search.distributed import launch, launched
+    from studies.train import plan_train, train
+
+    plan = plan_train(config_from_args(args), arch=args.arch, from_study=args.from_study, trial=args.trial,
+                      resume=args.resume)
+    if plan.devices > 1 and not launched():
+        return launch(plan.devices, args.argv)
+    result = train(plan)
+    if not result:  # a rank other than 0
+        return 0
+    parts = [f"{result['label']}: {result['epochs']} epoch(s), validation accuracy {result['val_accuracy']:.4f}"]
+    if result["weights"] == "ema":
+        parts.append("(moving-average weights)")
+    if result["test_accuracy"] is not None:
+        parts.append(f"test accuracy {result['test_accuracy']:.4f}")
+    print(f"Trained {' '.join(parts)}; run folder {result['folder']}")
+    return 0
+
+
 def add_report(commands) -> None:
     from studies.config import DEFAULT_STORAGE
 
@@ -183,7 +221,7 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = [add_search, add_scale, add_family, add_report, add_show]
+COMMANDS = [add_search, add_scale, add_family, add_train, add_report, add_show]
 
 
 def make_parser() -> ArgumentParser:
@@ -223,6 +261,7 @@ def _main(argv: list[str] | None) -> int:
     try:
         quiet_libraries()
         args = make_parser().parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # what torch's launcher gives each process
         return args.run(args)
     except UserError as exc:
         print(f"effnas: error: {_one_line(exc)}", file=sys.stderr)

@@ -3,8 +3,9 @@
 One field table drives the study file's keys, the CLI flags and their validation, so a key means the
 same thing everywhere (``batch_size`` in a study file is ``--batch-size`` on the command line). The
 table is made from declarations (:func:`search.settings.setting`): the study's own settings below,
-the training settings (:class:`search.settings.TrainSettings`) and the compound-scaling settings
-(:class:`ScaleSettings`). A study file may hold the keys of every command; each command takes its own.
+the training settings (:class:`search.settings.TrainSettings`), the compound-scaling settings
+(:class:`ScaleSettings`) and those of a full training run (:class:`RunSettings`). A study file may hold
+the keys of every command; each command takes its own.
 """
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from search.settings import TrainSettings, declared, setting
 from space.errors import UserError
 
 DEFAULT_STORAGE = "sqlite:///runs/effnas.db"
-TRAINING_COMMANDS = ("search", "scale", "family")
+STUDIES = ("search", "scale", "family")
+TRAINING_COMMANDS = (*STUDIES, "train")
+TRAIN = ("train",)
 SEARCH = ("search",)
 SCALE = ("scale",)
 FAMILY = ("family",)
@@ -52,8 +55,30 @@ class ScaleSettings:
 
 
 @dataclass(frozen=True)
+class RunSettings:
+    """A full training run (``effnas train``), besides the training settings: what a NAS trial never does."""
+
+    ema_decay: float | None = setting(None, "keep an exponential moving average of the weights with this decay per "
+                                            "step (e.g. 0.999); validation, predict and export then use it",
+                                      positive=True, high=1, optional=True, commands=TRAIN)
+    augment: str = setting("crop-flip", "augmentation of the training images, on their device",
+                           choices=("crop-flip", "crop", "flip", "none"), commands=TRAIN)
+    crop_scale: float = setting(0.25, "smallest area share of a random-resized crop", positive=True, high=1,
+                                commands=TRAIN)
+    micro_batches: int = setting(1, "split each step's batch into this many micro-batches (gradient accumulation)",
+                                 low=1, commands=TRAIN)
+    devices: int = setting(1, "processes, one per device (GPUs, or CPU processes with gloo), started by torch's "
+                              "launcher; under torchrun its world size", low=1, commands=TRAIN)
+    test: str | None = setting(None, "held-out data evaluated once at the end, never used for a choice: "
+                                     "folder:PATH or cifar10:PATH (its test_batch)", optional=True, commands=TRAIN)
+    name: str | None = setting(None, "the run's folder under --out (default: named after the network)",
+                               optional=True, pattern=r"[A-Za-z0-9][A-Za-z0-9._-]*", commands=TRAIN)
+    out: str = setting("runs/train", "where training runs live", pattern=r".+", commands=TRAIN)
+
+
+@dataclass(frozen=True)
 class StudyConfig:
-    study: str = setting("effnas", "study name", pattern=r".+")
+    study: str = setting("effnas", "study name", pattern=r".+", commands=STUDIES)
     storage: str = setting(DEFAULT_STORAGE, "Optuna storage URL (SQLite file, PostgreSQL, journal file)")
     dataset: str = setting("digits", "digits, cifar10:PATH or folder:PATH")
     trials: int = setting(20, "the study ends holding this many complete trials", low=1, commands=SEARCH)
@@ -65,19 +90,22 @@ class StudyConfig:
                                      commands=SEARCH)
     target_macs: int | None = setting(None, "T of the MnasNet reward (default: the base's MACs)", low=1,
                                       optional=True, commands=SEARCH)
-    executor: str = setting("local", "where trials run", choices=("local", "ray"))
+    executor: str = setting("local", "where trials run", choices=("local", "ray"), commands=STUDIES)
     seed: int = setting(0, "seed of the sampler, the split and the training", low=0)
     base: str = setting("efficientnet-b0", "the architecture the space is built around (preset or arch)",
                         commands=SEARCH)
-    max_failures: int = setting(5, "consecutive failed trials that stop the study (and Ray's retries)", low=1)
+    max_failures: int = setting(5, "consecutive failed trials that stop the study (and Ray's retries)", low=1,
+                                commands=STUDIES)
     address: str | None = setting(None, "Ray cluster to join (HOST:PORT); default: a local Ray instance",
-                                  optional=True, pattern=r"[^\s]+")
-    gpus_per_trial: float = setting(0.0, "GPUs per Ray trial (fractional: small trials share one GPU)", low=0)
-    cpus_per_trial: float = setting(1.0, "CPUs per Ray trial", positive=True)
+                                  optional=True, pattern=r"[^\s]+", commands=STUDIES)
+    gpus_per_trial: float = setting(0.0, "GPUs per Ray trial (fractional: small trials share one GPU)", low=0,
+                                    commands=STUDIES)
+    cpus_per_trial: float = setting(1.0, "CPUs per Ray trial", positive=True, commands=STUDIES)
     max_concurrent: int | None = setting(None, "Ray trials at once (default: as resources allow)", low=1,
-                                         optional=True)
+                                         optional=True, commands=STUDIES)
     train: TrainSettings = dataclasses.field(default_factory=TrainSettings)
     scale: ScaleSettings = dataclasses.field(default_factory=ScaleSettings)
+    run: RunSettings = dataclasses.field(default_factory=RunSettings)
     space: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the study file's [space] table
     command: str = "search"
     explicit: frozenset[str] = frozenset()  # keys set by the file or a flag, not by the defaults
@@ -100,7 +128,7 @@ class Field:
     kind: type  # int, float, str, or tuple (of ``item``)
     default: Any
     help: str
-    group: str | None  # None (StudyConfig itself), "train" or "scale"
+    group: str | None  # None (StudyConfig itself), "train", "scale" or "run"
     commands: tuple[str, ...]
     item: type | None = None  # the element type of a tuple field
     low: float | None = None  # inclusive
@@ -189,7 +217,7 @@ def _kind_of(hint: Any) -> tuple[type, type | None]:
 
 
 FIELDS: tuple[Field, ...] = (*_fields_of(StudyConfig, None), *_fields_of(TrainSettings, "train"),
-                             *_fields_of(ScaleSettings, "scale"))
+                             *_fields_of(ScaleSettings, "scale"), *_fields_of(RunSettings, "run"))
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
 assert len(FIELD_BY_NAME) == len(FIELDS), "two settings share a name"
 
@@ -259,11 +287,11 @@ def load_config(*, file: str | Path | None = None, overrides: dict[str, Any] | N
     for name, value in (overrides or {}).items():
         values[name] = FIELD_BY_NAME[name].check(value, f"argument {FIELD_BY_NAME[name].flag}")
     explicit = frozenset(overrides or {}) | frozenset(k for k in data if k != "space")
-    groups: dict[str | None, dict[str, Any]] = {None: {}, "train": {}, "scale": {}}
+    groups: dict[str | None, dict[str, Any]] = {None: {}, "train": {}, "scale": {}, "run": {}}
     for f in FIELDS:
         groups[f.group][f.name] = values[f.name]
     return StudyConfig(**groups[None], train=TrainSettings(**groups["train"]), scale=ScaleSettings(**groups["scale"]),
-                       space=space, command=command, explicit=explicit)
+                       run=RunSettings(**groups["run"]), space=space, command=command, explicit=explicit)
 
 
 def space_options(space: Mapping[str, Any]) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:
