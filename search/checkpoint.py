@@ -175,6 +175,17 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any])
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
+def restore_optimizer(optimizer: torch.optim.Optimizer, state_dict: dict[str, Any]) -> None:
+    """Load an optimizer's state, each moment in its parameter's memory layout: safetensors stores tensors
+    contiguous, and a fused AdamW walks a channels_last weight and its moments element by element in memory,
+    so a moment in another layout would be paired with the wrong weights."""
+    optimizer.load_state_dict(state_dict)
+    for param, values in optimizer.state.items():
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                values[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
 def checkpoint_of(text: str) -> Path:
     """A checkpoint directory, or a run folder (its newest checkpoint), as a user names either."""
     path = Path(text).expanduser()

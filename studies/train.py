@@ -274,7 +274,7 @@ def _train(plan: Plan, ranks: distributed.Ranks, err: TextIO) -> dict[str, Any]:
     if latest is not None:
         saved = checkpoint.load_checkpoint(latest)
         model.load_state_dict(saved.model)
-        optimizer.load_state_dict(saved.optimizer)
+        checkpoint.restore_optimizer(optimizer, saved.optimizer)
         schedule.load_state_dict(saved.state["schedule"])
         if ema is not None:
             ema.load_state_dict(saved.ema)
