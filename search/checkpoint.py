@@ -238,3 +238,40 @@ def run_folders(root: Path) -> list[Path]:
     """The run folders under ``root`` (each holds a config.json), by name."""
     root = Path(root)
     return sorted(p for p in root.iterdir() if (p / CONFIG).is_file()) if root.is_dir() else []
+
+
+@dataclass
+class Trained:
+    """A trained network ready for inference, with what its inputs need."""
+
+    model: torch.nn.Module
+    config: dict[str, Any]
+    weights: str  # "ema" or "model"
+    path: Path
+
+    @property
+    def resolution(self) -> int:
+        return int(self.config["resolution"])
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.config["classes"])
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (or 0-255 float) images -> the network's input, with the training split's mean and std."""
+        mean = torch.tensor(self.config["mean"], device=images.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.config["std"], device=images.device).view(1, 3, 1, 1)
+        return (images.float() / 255.0 - mean) / std
+
+
+def load_trained(text: str) -> Trained:
+    """The network of a run folder or checkpoint, in eval mode on the CPU, with its inference weights."""
+    from models import build
+    from space import presets
+
+    path = checkpoint_of(text)
+    weights, config, kind = inference_weights(path)
+    model = build(presets.network(config["network"]), num_classes=int(config["num_classes"]), dropout=0.0,
+                  drop_path=0.0)
+    model.load_state_dict(weights)
+    return Trained(model=model.eval(), config=config, weights=kind, path=path)

@@ -40,7 +40,8 @@ def add_config_flags(p: argparse.ArgumentParser, command: str, *, defaults: dict
     p.add_argument("--config", metavar="FILE.toml", help="study file; flags override its keys")
     p.set_defaults(command_name=command)
     for f in command_fields(command):
-        shown = f.default if not isinstance(f.default, tuple) else " ".join(f"{v:g}" for v in f.default)
+        shown = f.default if not isinstance(f.default, tuple) else \
+            ",".join(v if isinstance(v, str) else f"{v:g}" for v in f.default)
         default = (defaults or {}).get(f.name, "none" if f.default is None else shown)
         p.add_argument(f.flag, dest=f.name, default=argparse.SUPPRESS, metavar=f.name.upper().rstrip("S"),
                        nargs="+" if f.kind is tuple else None, help=f"{f.help} (default: {default})")
@@ -199,6 +200,90 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_predict(commands) -> None:
+    p = commands.add_parser("predict", help="the top-k classes of images under a trained network",
+                            description="Classify image files with a training run's network (its moving-average "
+                                        "weights when it kept them); class names come from the training data.")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a training run folder (its last checkpoint) or a "
+                                                            "checkpoint directory")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top-k", type=positive_int, default=5, help="classes per image (default: 5)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=run_predict)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from studies.predict import predict
+
+    rows = predict(args.checkpoint, args.images, top_k=args.top_k)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        ranked = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in row["top"])
+        print(f"{row['image']}: {ranked}")
+    return 0
+
+
+def add_export(commands) -> None:
+    from studies.export import FORMATS
+
+    p = commands.add_parser("export", help="export a trained network: ONNX, torch.export, timm",
+                            description="onnx: checked against torch with onnxruntime; pt2: a torch.export program; "
+                                        "timm: a state dict with timm's keys and the recipe that builds the network "
+                                        "in timm. Each has a JSON sidecar (resolution, mean, std, classes).")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a training run folder or a checkpoint directory")
+    p.add_argument("--format", dest="fmt", required=True, choices=FORMATS)
+    p.add_argument("--out", metavar="PATH", help="file (onnx, pt2) or folder (timm); default RUN/export/")
+    p.set_defaults(run=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from studies.export import export
+
+    result = export(args.checkpoint, fmt=args.fmt, out=args.out)
+    checked = f" (max |onnxruntime - torch| = {result['max_abs_error']:.1e})" if args.fmt == "onnx" else ""
+    print(f"effnas: wrote {result['path']} from the {result['weights']} weights{checked}")
+    return 0
+
+
+def add_bench(commands) -> None:
+    p = commands.add_parser("bench", help="measured latency of a network or a trained run",
+                            description="Eval mode, a fixed input, warm-up then timed runs synchronised with the "
+                                        "device: median and p90 latency, images/s, with device, dtype, memory "
+                                        "format and torch version.")
+    p.add_argument("arch", metavar="ARCH|CHECKPOINT", help="a preset, a reference, an arch string, or a training "
+                                                           "run folder / checkpoint directory")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--batch", type=positive_int, default=1, help="images per run (default: 1)")
+    p.add_argument("--resolution", type=positive_int, help="input size (default: the run's or preset's, else 224)")
+    p.add_argument("--num-classes", type=positive_int, default=1000, help="classes of an untrained network "
+                                                                          "(default: 1000)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
+                   help="default: float32 on CPU, bfloat16 on CUDA")
+    p.add_argument("--warmup", type=positive_int, default=10, help="untimed runs first (>= 10, default 10)")
+    p.add_argument("--runs", type=positive_int, default=50, help="timed runs (>= 50, default 50)")
+    p.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=run_bench)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from studies.bench import bench
+
+    result = bench(args.arch, device=args.device, batch=args.batch, resolution=args.resolution,
+                   num_classes=args.num_classes, dtype=args.dtype, warmup=args.warmup, runs=args.runs,
+                   threads=args.threads)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{result['median_ms']:.3f} ms median, {result['p90_ms']:.3f} ms p90, {result['images_per_second']:,.1f} "
+          f"images/s  (batch {result['batch']} at {result['resolution']}px; {result['device']}, {result['dtype']}, "
+          f"{result['memory_format']}, {result['threads']} thread(s), torch {result['torch']}; {result['warmup']} "
+          f"warm-up + {result['runs']} timed runs)")
+    return 0
+
+
 def add_report(commands) -> None:
     from studies.config import DEFAULT_STORAGE
 
@@ -221,7 +306,7 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = [add_search, add_scale, add_family, add_train, add_report, add_show]
+COMMANDS = [add_search, add_scale, add_family, add_train, add_predict, add_export, add_bench, add_report, add_show]
 
 
 def make_parser() -> ArgumentParser:

@@ -84,6 +84,10 @@ class StudyConfig:
     trials: int = setting(20, "the study ends holding this many complete trials", low=1, commands=SEARCH)
     resolution: int = setting(32, "input resolution of every trial", low=4)
     sampler: str = setting("nsga2", "search strategy", choices=("nsga2", "tpe", "random", "mnas"), commands=SEARCH)
+    objectives: tuple[str, ...] = setting(("accuracy", "macs"), "objectives of a Pareto sampler: accuracy,macs or "
+                                          "accuracy,macs,latency_ms (the median latency at batch 1, measured on "
+                                          "this machine's --device before each trial trains)",
+                                          choices=("accuracy", "macs", "latency_ms"), commands=SEARCH)
     max_macs: int | None = setting(None, "hard MACs budget, checked before training", low=1, optional=True,
                                    commands=SEARCH)
     max_params: int | None = setting(None, "hard parameter budget, checked before training", low=1, optional=True,

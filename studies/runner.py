@@ -32,11 +32,11 @@ def check_data(config: StudyConfig) -> DataInfo:
     from search.worker import load_cached
 
     data = load_cached(config.dataset, resolution=config.resolution, split_seed=config.seed,
-                       val_fraction=config.train.val_fraction, device=_driver_device(config))
+                       val_fraction=config.train.val_fraction, device=driver_device(config))
     return DataInfo(num_classes=data.num_classes, split=dict(data.split))
 
 
-def _driver_device(config: StudyConfig):
+def driver_device(config: StudyConfig):
     import torch
 
     from search.train import pick_device
