@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from reports.front import FrontInfo
+from reports.runs import RunInfo
 from search.record import TrialRecord
 
 LAYOUT = {"template": "plotly_white", "height": 460, "margin": {"l": 60, "r": 20, "t": 30, "b": 50}}
@@ -113,4 +114,35 @@ def family_figure(family: list[dict[str, Any]]) -> go.Figure:
                                  mode="lines+markers", name="accuracy", marker={"size": 10}))
     fig.update_layout(**LAYOUT, xaxis_title="MACs", xaxis_type="log", yaxis_title="validation accuracy",
                       yaxis2={"title": "φ", "overlaying": "y", "side": "right"}, legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+def learning_curves_figure(info: RunInfo) -> go.Figure:
+    """Loss (training, validation) and validation accuracy per epoch; the moving average's too, when kept."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "validation accuracy"))
+    for name, values, dash in (("training loss", info.train_loss, "solid"), ("validation loss", info.val_loss, "dot"),
+                               ("validation loss (EMA)", info.ema_val_loss, "dash")):
+        if values:
+            fig.add_trace(go.Scatter(x=info.epochs, y=values, mode="lines+markers", name=name,
+                                     line={"dash": dash}), row=1, col=1)
+    for name, values in (("validation accuracy", info.val_accuracy), ("validation accuracy (EMA)",
+                                                                      info.ema_val_accuracy)):
+        if values:
+            fig.add_trace(go.Scatter(x=info.epochs, y=values, mode="lines+markers", name=name), row=1, col=2)
+    fig.update_layout(**LAYOUT, legend={"orientation": "h", "y": -0.2})
+    fig.update_xaxes(title_text="epoch", dtick=1 if len(info.epochs) <= 20 else None)
+    return fig
+
+
+def confusion_figure(confusion: list[list[int]], classes: list[str]) -> go.Figure:
+    """Validation images by true class (rows) and predicted class (columns)."""
+    labels = [escape(c) for c in classes]
+    fig = go.Figure(go.Heatmap(z=confusion, x=labels, y=labels, colorscale="Blues", text=confusion,
+                               texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
+    size = max(360, 40 * len(classes) + 120)
+    fig.update_layout(**{**LAYOUT, "height": size, "width": size + 80}, xaxis_title="predicted class",
+                      yaxis_title="true class", yaxis={"autorange": "reversed", "type": "category"},
+                      xaxis={"type": "category"})
     return fig

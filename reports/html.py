@@ -1,7 +1,9 @@
-"""Self-contained HTML reports: one page per study and an index, readable offline from file://.
+"""Self-contained HTML reports: one page per study and per training run and an index, readable offline from
+file://.
 
 plotly.js is written once beside the pages (``plotly.min.js``) and loaded by a relative path; no page
-references a network address. Every string a user or a study chose is escaped.
+references a network address; a run's example images are embedded as data: URIs. Every string a user or a
+study chose is escaped. Every file is written atomically.
 """
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ import plotly.graph_objects as go
 from reports import figures
 from reports.frames import study_config, study_records, trials_frame
 from reports.front import front_info
+from reports.runs import RunInfo, run_info
 from search import selection
+from search.checkpoint import write_atomic
 from search.record import TrialRecord
 from space.arch import ArchSpec
 from space.compound import Triple, family
@@ -39,6 +43,9 @@ code,pre{font-family:ui-monospace,Menlo,monospace;font-size:.8rem}pre{background
 border-radius:3px;font-size:.7rem;text-align:center;line-height:1.1;padding:2px 0;min-width:2.2rem}
 .stage.se{background:#c2574a}.stage.ds{background:#6b9a4a}.scroll{max-height:28rem;overflow:auto}
 .scroll td.l{white-space:nowrap}
+.examples{display:flex;flex-wrap:wrap;gap:.5rem}.example{margin:0;text-align:center;font-size:.75rem}
+.example img{width:72px;height:72px;image-rendering:pixelated;border:2px solid #2a62c9}
+.example.wrong img{border-color:#c92a2a}.example.wrong figcaption{color:#c92a2a}
 """
 SORT_JS = """
 document.querySelectorAll('table.sortable th').forEach(function(th, col){th.addEventListener('click', function(){
@@ -228,6 +235,49 @@ def family_info(study: optuna.Study, frame: pd.DataFrame, best: TrialRecord | No
     return out
 
 
+def run_body(info: RunInfo) -> str:
+    """A training run: what it is, its final accuracies, learning curves, confusion matrix, example predictions."""
+    c = info.config
+    state = "finished" if info.finished else f"{len(info.epochs)} of {info.planned_epochs} epochs so far"
+    parts = [f'<p><a href="index.html">← all studies and runs</a></p><h1>{escape(info.name)}</h1>'
+             f'<p><span class="tag">training run</span> {escape(str(c.get("label", "")))}, {escape(state)}</p>'
+             f'<p><code>{escape(str(c.get("arch", "")))}</code><br>{c.get("params", 0):,} params, '
+             f'{c.get("macs", 0):,} MACs at {c.get("resolution")}px, {c.get("num_classes")} classes</p>']
+    final = info.final()
+    rows = [("validation accuracy (last epoch)", final["last_epoch_validation"]),
+            ("validation accuracy, moving average (last epoch)", final["last_epoch_validation_ema"]),
+            ("validation accuracy (final evaluation, the weights predict and export use)", final["validation"]),
+            ("test accuracy (held out, evaluated once)", final["test"])]
+    cells = "".join(f'<tr><th class="l">{escape(k)}</th><td>{v:.4f}</td></tr>' for k, v in rows if v is not None)
+    parts.append(f"<h2>Final accuracies</h2><table>{cells}</table>")
+    if info.epochs:
+        parts.append("<h2>Learning curves</h2>")
+        parts.append(figure_html(figures.learning_curves_figure(info), "curves"))
+    if info.evaluation is not None:
+        classes = info.evaluation["classes"]
+        parts.append("<h2>Confusion matrix (validation)</h2>")
+        parts.append(figure_html(figures.confusion_figure(info.evaluation["validation"]["confusion"], classes),
+                                 "confusion"))
+        parts.append("<h2>Example validation images: predicted (probability) / true</h2>")
+        parts.append(examples_grid(info.examples, classes))
+    if info.metrics:
+        parts.append("<h2>Epochs</h2>")
+        parts.append(table_html(pd.DataFrame(info.metrics).astype(object)))
+    parts.append(f"<h2>Configuration</h2><pre>{escape(json.dumps(info.config.get('settings', {}), indent=2))}</pre>")
+    return "".join(parts)
+
+
+def examples_grid(examples: list[dict[str, Any]], classes: list[str]) -> str:
+    """Each image embedded as a data: URI, under it the prediction and the truth; mistakes in red."""
+    cells = []
+    for e in examples:
+        wrong = e["predicted"] != e["true"]
+        caption = (f'{escape(classes[e["predicted"]])} ({e["probability"]:.2f}) / {escape(classes[e["true"]])}')
+        cells.append(f'<figure class="example{" wrong" if wrong else ""}"><img alt="validation image {e["index"]}" '
+                     f'src="data:image/png;base64,{e["png"]}"><figcaption>{caption}</figcaption></figure>')
+    return f'<div class="examples">{"".join(cells)}</div>'
+
+
 def study_page(study: optuna.Study) -> str:
     records = study_records(study)
     frame = trials_frame(records)
@@ -243,7 +293,7 @@ def index_entry(study: optuna.Study, file_name: str) -> dict[str, Any]:
             "complete": sum(r.state == "COMPLETE" for r in records), "trials": len(records), "best": best}
 
 
-def index_page(entries: list[dict[str, Any]], *, storage_label: str) -> str:
+def index_page(entries: list[dict[str, Any]], *, storage_label: str, runs: list[dict[str, Any]] = ()) -> str:
     rows = "".join(
         f'<tr><td class="l"><a href="{escape(e["file"])}">{escape(e["name"])}</a></td>'
         f'<td class="l">{escape(str(e["kind"]))}</td><td>{e["complete"]}</td><td>{e["trials"]}</td>'
@@ -251,21 +301,43 @@ def index_page(entries: list[dict[str, Any]], *, storage_label: str) -> str:
     body = (f"<h1>effnas studies</h1><p class=\"muted\">{escape(storage_label)}</p>"
             f'<table class="sortable"><thead><tr><th class="l">study</th><th class="l">kind</th><th>complete</th>'
             f'<th>trials</th><th class="l">best (accuracy @ MACs)</th></tr></thead><tbody>{rows}</tbody></table>')
+    if runs:
+        cells = "".join(
+            f'<tr><td class="l"><a href="{escape(r["file"])}">{escape(r["name"])}</a></td>'
+            f'<td class="l">{escape(str(r["label"]))}</td><td>{r["epochs"]}</td><td>{_accuracy(r["validation"])}</td>'
+            f'<td>{_accuracy(r["test"])}</td></tr>' for r in runs)
+        body += ('<h1>Training runs</h1><table class="sortable"><thead><tr><th class="l">run</th>'
+                 '<th class="l">network</th><th>epochs</th><th>validation accuracy</th><th>test accuracy</th></tr>'
+                 f"</thead><tbody>{cells}</tbody></table>")
     return page("effnas studies", body)
 
 
-def write_report(storage: Any, *, names: list[str], out: Path, storage_label: str) -> list[Path]:
-    """Write DIR/index.html, one page per study, and plotly.min.js once; returns the pages written."""
+def _accuracy(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def write_report(storage: Any, *, names: list[str], out: Path, storage_label: str,
+                 runs: list[Path] = ()) -> list[Path]:
+    """Write DIR/index.html, one page per study and per training run, and plotly.min.js once; returns the pages."""
     from plotly.offline import get_plotlyjs
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / PLOTLY_JS).write_text(get_plotlyjs(), encoding="utf-8")
-    written, entries = [], []
+    write_atomic(out / PLOTLY_JS, get_plotlyjs())
+    written, entries, run_entries = [], [], []
     for name in names:
         study = optuna.load_study(study_name=name, storage=storage)
         file_name = safe_name(name)
-        (out / file_name).write_text(study_page(study), encoding="utf-8")
+        write_atomic(out / file_name, study_page(study))
         entries.append(index_entry(study, file_name))
         written.append(out / file_name)
-    (out / "index.html").write_text(index_page(entries, storage_label=storage_label), encoding="utf-8")
+    for folder in runs:
+        info = run_info(folder)
+        file_name = safe_name(f"run:{info.name}")
+        write_atomic(out / file_name, page(f"effnas — run {info.name}", run_body(info)))
+        final = info.final()
+        run_entries.append({"name": info.name, "file": file_name, "label": info.config.get("label", ""),
+                            "epochs": len(info.epochs), "validation": final["validation"] or
+                            final["last_epoch_validation"], "test": final["test"]})
+        written.append(out / file_name)
+    write_atomic(out / "index.html", index_page(entries, storage_label=storage_label, runs=run_entries))
     return [out / "index.html", *written]

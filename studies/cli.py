@@ -287,20 +287,23 @@ def run_bench(args: argparse.Namespace) -> int:
 def add_report(commands) -> None:
     from studies.config import DEFAULT_STORAGE
 
-    p = commands.add_parser("report", help="write HTML reports of the studies in a storage",
-                            description="Write DIR/index.html and one self-contained page per study.")
+    p = commands.add_parser("report", help="write HTML reports of the studies in a storage and of training runs",
+                            description="Write DIR/index.html and one self-contained page per study and per "
+                                        "training run.")
     p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL (default: {DEFAULT_STORAGE})")
     p.add_argument("--study", nargs="+", dest="studies", metavar="NAME", help="studies to report (default: all)")
     p.add_argument("--out", default="runs/report", help="output directory (default: runs/report)")
     p.add_argument("--export", metavar="FILE.csv|FILE.parquet", help="also write the trials table to this file")
+    p.add_argument("--runs", default="runs/train", metavar="DIR", help="training runs to report, one page each "
+                                                                      "(default: runs/train)")
     p.set_defaults(run=run_report)
 
 
 def run_report(args: argparse.Namespace) -> int:
     from studies.report import run_report as report
 
-    pages = report(storage_url=args.storage, names=args.studies, out=args.out, export=args.export)
-    print(f"effnas: wrote {len(pages) - 1} study page(s) and {pages[0]}")
+    pages = report(storage_url=args.storage, names=args.studies, out=args.out, export=args.export, runs=args.runs)
+    print(f"effnas: wrote {len(pages) - 1} page(s) and {pages[0]}")
     if args.export:
         print(f"effnas: wrote the trials table to {args.export}")
     return 0

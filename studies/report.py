@@ -1,4 +1,5 @@
-"""``effnas report``: HTML pages for the studies in a storage, and an export of their trials."""
+"""``effnas report``: HTML pages for the studies in a storage and the training runs under runs/train, and an
+export of the studies' trials."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,13 +7,18 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
+from search.checkpoint import run_folders
 from space.errors import UserError
 from studies.storage import mask_url, open_storage
 
 EXPORT_SUFFIXES = (".csv", ".parquet")
+DEFAULT_RUNS = "runs/train"
 
 
-def run_report(*, storage_url: str, names: list[str] | None, out: str, export: str | None) -> list[Path]:
+def run_report(*, storage_url: str, names: list[str] | None, out: str, export: str | None,
+               runs: str = DEFAULT_RUNS) -> list[Path]:
+    """Pages for the studies of ``storage_url`` and the training runs under ``runs``; without any training run
+    the storage must exist and hold a study."""
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out!r} exists and is not a directory")
@@ -22,9 +28,15 @@ def run_report(*, storage_url: str, names: list[str] | None, out: str, export: s
             raise UserError(f"--export {export!r}: the file must end in {' or '.join(EXPORT_SUFFIXES)}")
         if not Path(export).resolve().parent.is_dir():
             raise UserError(f"--export {export!r}: directory {str(Path(export).parent)!r} does not exist")
-    storage = open_storage(storage_url, create=False)
-    available = optuna.get_all_study_names(storage)
-    if not available:
+    run_dirs = run_folders(Path(runs))
+    try:
+        storage = open_storage(storage_url, create=False)
+        available = optuna.get_all_study_names(storage)
+    except UserError:
+        if names or export or not run_dirs:
+            raise
+        storage, available = None, []
+    if not available and not run_dirs:
         raise UserError(f"storage {mask_url(storage_url)!r} holds no study")
     chosen = names or sorted(available)
     missing = [n for n in chosen if n not in available]
@@ -32,7 +44,7 @@ def run_report(*, storage_url: str, names: list[str] | None, out: str, export: s
         raise UserError(f"no study {missing[0]!r} in the storage; available: {', '.join(sorted(available))}")
     from reports.html import write_report
 
-    pages = write_report(storage, names=chosen, out=out_dir, storage_label=mask_url(storage_url))
+    pages = write_report(storage, names=chosen, out=out_dir, storage_label=mask_url(storage_url), runs=run_dirs)
     if export is not None:
         export_trials(storage, chosen, Path(export))
     return pages
