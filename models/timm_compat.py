@@ -99,8 +99,7 @@ def build_timm(values: dict[str, Any]) -> nn.Module:
     """The recipe's network in timm (needs timm installed): ``timm.create_model`` for a ResNet, timm's
     EfficientNet class from the block strings otherwise."""
     import timm
-    from timm.models._efficientnet_builder import decode_arch_def
-    from timm.models.efficientnet import EfficientNet
+    from timm.models.efficientnet import EfficientNet, decode_arch_def
 
     if values.get("format") != RECIPE_FORMAT:
         raise UserError(f"not an effnas timm recipe (format {values.get('format')!r}, expected {RECIPE_FORMAT!r})")

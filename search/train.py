@@ -9,6 +9,7 @@ same result.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -172,8 +173,6 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 def _no_sync(model: nn.Module, *, last: bool):
     """DistributedDataParallel averages gradients once per step: not after each micro-batch but the last."""
-    import contextlib
-
     if isinstance(model, nn.parallel.DistributedDataParallel) and not last:
         return model.no_sync()
     return contextlib.nullcontext()
