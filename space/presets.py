@@ -78,8 +78,8 @@ def resolve(text: str) -> tuple[Network, Preset | None]:
     if text in references.REFERENCES:
         return references.REFERENCES[text], None
     if "_" not in text:
-        raise UserError(f"unknown network {text!r}; available: {', '.join([*PRESETS, *references.REFERENCES])} "
-                        "or an arch string")
+        names = ", ".join([*PRESETS, *references.REFERENCES])
+        raise UserError(f"unknown preset or reference {text!r}; available: {names} or an arch string")
     return ArchSpec.parse(text), None
 
 

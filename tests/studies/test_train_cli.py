@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from search import checkpoint
 from studies.cli import main
 from tests.clirun import ROOT, effnas
-from tests.conftest import RUN, TINY
+from tests.conftest import ONE_THREAD, RUN, TINY
 
 STATE_FILES = (checkpoint.WEIGHTS, checkpoint.EMA_WEIGHTS, checkpoint.OPTIMIZER)
 
@@ -59,11 +59,11 @@ def _tensors(run) -> dict:
 def test_sigkill_at_a_random_moment_then_the_same_command_ends_with_the_same_weights(tmp_path):
     args = [TINY, *RUN, "--epochs", "5", "--dropout", "0.2", "--drop-path", "0.2", "--ema-decay", "0.99",
             "--name", "r"]
-    whole = effnas("train", *args, "--out", str(tmp_path / "whole"))
+    whole = effnas("train", *args, "--out", str(tmp_path / "whole"), env=ONE_THREAD)
     assert whole.returncode == 0, whole.stderr
     rng = random.Random()
     folder = tmp_path / "killed" / "r"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **ONE_THREAD}
     for delay in (rng.uniform(0.0, 0.4), rng.uniform(0.0, 0.1), 0.0):  # a shorter delay if the run got to its end
         process = subprocess.Popen([sys.executable, "-m", "studies.cli", "train", *args, "--out", str(folder.parent)],
                                    cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -79,7 +79,7 @@ def test_sigkill_at_a_random_moment_then_the_same_command_ends_with_the_same_wei
         for path in sorted(folder.rglob("*"), reverse=True):  # it finished first: start again from nothing
             path.unlink() if path.is_file() else path.rmdir()
     assert not (folder / checkpoint.EVALUATION).exists(), "never killed before the end"
-    resumed = effnas("train", *args, "--out", str(folder.parent))
+    resumed = effnas("train", *args, "--out", str(folder.parent), env=ONE_THREAD)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stderr
     expected, got = _tensors(tmp_path / "whole" / "r"), _tensors(folder)
@@ -104,7 +104,7 @@ def test_two_gloo_processes_train_the_weights_of_one_process(tmp_path):
     common = [TINY, *RUN, "--epochs", "2", "--batch-size", "64", "--device", "cpu", "--out", str(tmp_path)]
     two = effnas("train", *common, "--devices", "2", "--name", "two")
     assert two.returncode == 0, two.stderr
-    one = effnas("train", *common, "--micro-batches", "2", "--name", "one")
+    one = effnas("train", *common, "--micro-batches", "2", "--name", "one", env=ONE_THREAD)
     assert one.returncode == 0, one.stderr
     assert [r["world_size"] for r in checkpoint.read_run(tmp_path / "two").metrics] == [2, 2]
     a, b = (load_file(checkpoint.latest_checkpoint(tmp_path / n) / checkpoint.WEIGHTS) for n in ("two", "one"))
@@ -129,10 +129,10 @@ def test_two_gloo_processes_train_the_weights_of_one_process(tmp_path):
 def test_from_study_trains_its_trials_on_its_split(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
     made = effnas("search", "--study", "s", "--storage", url, "--trials", "2", *RUN, "--base", TINY,
-                  "--seed", "3", "--val-fraction", "0.25")
+                  "--seed", "3", "--val-fraction", "0.25", env=ONE_THREAD)
     assert made.returncode == 0, made.stderr
     result = effnas("train", "--from-study", "s", "--storage", url, "--trial", "1", "--epochs", "1",
-                    "--out", str(tmp_path / "runs"))
+                    "--out", str(tmp_path / "runs"), env=ONE_THREAD)
     assert result.returncode == 0, result.stderr
     config = checkpoint.read_json(tmp_path / "runs" / "s-trial1" / checkpoint.CONFIG)
     study = optuna.load_study(study_name="s", storage=url)
@@ -163,7 +163,7 @@ def test_confirmed_reads_the_confirm_study(tmp_path, capsys):
 
 @pytest.mark.parametrize("args, fragment", [
     ([], "give the network to train"),
-    (["resnet99"], "unknown network 'resnet99'"),
+    (["resnet99"], "unknown preset or reference 'resnet99'"),
     ([TINY, "--from-study", "x"], "not both"),
     ([TINY, "--trial", "3"], "--trial goes with --from-study"),
     ([TINY, "--batch-size", "30", "--devices", "4"], "multiple of --devices x --micro-batches = 4"),
