@@ -1,6 +1,9 @@
-"""The only place that builds torch modules: ``build(arch)`` turns an ArchSpec into an EfficientNet."""
+"""The only place that builds torch modules: ``build(spec)`` turns any network spec into a module
+(an EfficientNet from an ArchSpec, a ResNet from a reference)."""
 from __future__ import annotations
 
-from models.efficientnet import EfficientNet, build
+from models.efficientnet import EfficientNet
+from models.networks import build
+from models.resnet import ResNet
 
-__all__ = ["EfficientNet", "build"]
+__all__ = ["EfficientNet", "ResNet", "build"]

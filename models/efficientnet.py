@@ -11,7 +11,6 @@ from torch import nn
 from models.blocks import CONVS, POOLS, ConvBnAct, MBConv
 from space.arch import ArchSpec
 from space.cost import check_num_classes, mid_channels, se_channels
-from space.errors import UserError
 
 BATCH_NORM = {"torch": (1e-5, 0.1), "reference": (1e-3, 0.01)}
 
@@ -21,11 +20,6 @@ class EfficientNet(nn.Module):
                  drop_path: float = 0.2, batch_norm: str = "torch") -> None:
         super().__init__()
         check_num_classes(num_classes)
-        if batch_norm not in BATCH_NORM:
-            raise UserError(f"unknown batch_norm {batch_norm!r}; allowed: {', '.join(BATCH_NORM)}")
-        for name, rate in (("dropout", dropout), ("drop_path", drop_path)):
-            if not 0.0 <= rate < 1.0:
-                raise UserError(f"{name} must be in [0, 1), got {rate}")
         eps, momentum = BATCH_NORM[batch_norm]
         bn = {"bn_eps": eps, "bn_momentum": momentum, "dims": arch.dims}
         self.arch = arch
@@ -68,9 +62,3 @@ class EfficientNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
-
-def build(arch: ArchSpec, *, num_classes: int = 1000, dropout: float = 0.2, drop_path: float = 0.2,
-          batch_norm: str = "torch") -> EfficientNet:
-    """The network for ``arch``; ``batch_norm`` is ``torch`` (defaults) or ``reference`` (eps 1e-3, momentum 0.01)."""
-    return EfficientNet(arch, num_classes=num_classes, dropout=dropout, drop_path=drop_path,
-                        batch_norm=batch_norm)

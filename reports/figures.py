@@ -8,6 +8,7 @@ import optuna
 import plotly.graph_objects as go
 
 from reports.info import FrontInfo, Point, ScalingInfo
+from reports.runs import RunInfo
 from search.confirmation import ConfirmResult
 
 LAYOUT = {"template": "plotly_white", "height": 460, "margin": {"l": 60, "r": 20, "t": 30, "b": 50}}
@@ -167,4 +168,35 @@ def fidelity_figure(result: ConfirmResult) -> go.Figure:
         hovertemplate="study %{x:.4f}<br>confirmed %{y:.4f}<extra></extra>"))
     fig.update_layout(**{**LAYOUT, "height": 400}, xaxis_title="accuracy in the study (the proxy)",
                       yaxis_title=f"confirmed accuracy at {result.epochs} epochs", showlegend=False)
+    return fig
+
+
+def learning_curves_figure(info: RunInfo) -> go.Figure:
+    """Loss (training, validation) and validation accuracy per epoch; the moving average's too, when kept."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "validation accuracy"))
+    for name, values, dash in (("training loss", info.train_loss, "solid"), ("validation loss", info.val_loss, "dot"),
+                               ("validation loss (EMA)", info.ema_val_loss, "dash")):
+        if values:
+            fig.add_trace(go.Scatter(x=info.epochs, y=values, mode="lines+markers", name=name,
+                                     line={"dash": dash}), row=1, col=1)
+    for name, values in (("validation accuracy", info.val_accuracy), ("validation accuracy (EMA)",
+                                                                      info.ema_val_accuracy)):
+        if values:
+            fig.add_trace(go.Scatter(x=info.epochs, y=values, mode="lines+markers", name=name), row=1, col=2)
+    fig.update_layout(**LAYOUT, legend={"orientation": "h", "y": -0.2})
+    fig.update_xaxes(title_text="epoch", dtick=1 if len(info.epochs) <= 20 else None)
+    return fig
+
+
+def confusion_figure(confusion: list[list[int]], classes: list[str]) -> go.Figure:
+    """Validation images by true class (rows) and predicted class (columns)."""
+    labels = [escape(c) for c in classes]
+    fig = go.Figure(go.Heatmap(z=confusion, x=labels, y=labels, colorscale="Blues", text=confusion,
+                               texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
+    size = max(360, 40 * len(classes) + 120)
+    fig.update_layout(**{**LAYOUT, "height": size, "width": size + 80}, xaxis_title="predicted class",
+                      yaxis_title="true class", yaxis={"autorange": "reversed", "type": "category"},
+                      xaxis={"type": "category"})
     return fig

@@ -31,6 +31,9 @@ border-radius:3px;font-size:.7rem;text-align:center;line-height:1.1;padding:2px 
 .stage.se{background:#c2574a}.stage.ds{background:#6b9a4a}.scroll{max-height:28rem;overflow:auto}
 .scroll td.l{white-space:nowrap}
 .warn{background:#fff4e6;border-left:4px solid #e8590c;padding:.4rem .6rem}
+.examples{display:flex;flex-wrap:wrap;gap:.5rem}.example{margin:0;text-align:center;font-size:.75rem}
+.example img{width:72px;height:72px;image-rendering:pixelated;border:2px solid #2a62c9}
+.example.wrong img{border-color:#c92a2a}.example.wrong figcaption{color:#c92a2a}
 """
 SORT_JS = """
 document.querySelectorAll('table.sortable th').forEach(function(th, col){th.addEventListener('click', function(){

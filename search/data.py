@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from search import shapes3d
-from search.folders import check_classes, class_files
+from search.folders import check_classes, class_files, class_names
 from search.memory import check_fits
 from search.volumes import load_volumes, read_volume, resize_volumes, volume_files
 from space.errors import UserError
@@ -26,6 +26,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 KINDS = ("digits", "cifar10:PATH", "folder:PATH", "shapes3d", "volumes:PATH")
 BUNDLED = ("digits", "shapes3d")
 SPATIAL_DIMS = {"digits": 2, "cifar10": 2, "folder": 2, "shapes3d": 3, "volumes": 3}
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 @dataclass
@@ -40,10 +41,12 @@ class Dataset:
     std: torch.Tensor = field(repr=False)
     split: dict = field(default_factory=dict)
     scale: float = 255.0  # what the stored values are divided by before normalising (1 for float volumes)
+    classes: tuple[str, ...] = ()  # the name of each label
 
     def to(self, device: torch.device | str) -> Dataset:
         move = {k: getattr(self, k).to(device) for k in ("train_x", "train_y", "val_x", "val_y", "mean", "std")}
-        return Dataset(name=self.name, num_classes=self.num_classes, split=self.split, scale=self.scale, **move)
+        return Dataset(name=self.name, num_classes=self.num_classes, split=self.split, scale=self.scale,
+                       classes=self.classes, **move)
 
     @property
     def channels(self) -> int:
@@ -118,17 +121,54 @@ def load_dataset(spec: str, *, resolution: int, seed: int = 0, val_fraction: flo
     if kind == "shapes3d":
         volumes, labels = shapes3d.generate()
         check_fits(len(labels), resolution, where=spec, channels=1, dims=3, itemsize=4)
-        return _split(spec, resize_volumes(volumes, size=resolution), labels, seed=seed, val_fraction=val_fraction)
+        return _split(spec, resize_volumes(volumes, size=resolution), labels, seed=seed, val_fraction=val_fraction,
+                      classes=class_names_of(kind, root))
     if kind == "volumes":
         volumes, labels = load_volumes(root, resolution=resolution)
-        return _split(spec, volumes, labels, seed=seed, val_fraction=val_fraction)
+        return _split(spec, volumes, labels, seed=seed, val_fraction=val_fraction, classes=class_names_of(kind, root))
     if kind == "digits":
         images, labels = _digits()
     elif kind == "cifar10":
-        images, labels = _cifar10(root)
+        images, labels = _cifar10(root, "data_batch_*")
     else:
         images, labels = _folder(root, resolution)
-    return _split(spec, _resize(images, resolution), labels, seed=seed, val_fraction=val_fraction)
+    return _split(spec, _resize(images, resolution), labels, seed=seed, val_fraction=val_fraction,
+                  classes=class_names_of(kind, root))
+
+
+def class_names_of(kind: str, root: Path | None) -> tuple[str, ...]:
+    """The name of each label: the class sub-folders' names, CIFAR-10's, or the digits themselves."""
+    if kind == "digits":
+        return tuple(str(d) for d in range(10))
+    if kind == "cifar10":
+        return CIFAR10_CLASSES
+    if kind == "shapes3d":
+        return tuple(shapes3d.CLASSES)
+    return class_names(root)
+
+
+def load_test(spec: str, *, resolution: int, classes: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A held-out set (uint8 images, labels in the training set's class numbering): a folder whose class
+    sub-folders are named as the training classes, or CIFAR-10's ``test_batch``."""
+    kind, root = check_spec(spec)
+    if kind in BUNDLED:
+        raise UserError(f"{kind} has no held-out test set: all its samples are in the training/validation split; "
+                        "give --test folder:PATH or cifar10:PATH")
+    if kind == "cifar10":
+        if tuple(classes) != CIFAR10_CLASSES:
+            raise UserError(f"--test {spec!r}: CIFAR-10's classes are not the training data's {list(classes)}")
+        images, labels = _cifar10(root, "test_batch")
+        return _resize(images, resolution), labels
+    if kind == "volumes":
+        raise UserError(f"--test {spec!r}: a held-out set of volumes is not supported; give folder:PATH")
+    images, labels = _folder(root, resolution)
+    names = class_names(root)
+    unknown = sorted(set(names) - set(classes))
+    if unknown:
+        raise UserError(f"--test {spec!r}: class folder(s) {', '.join(map(repr, unknown))} are not classes of the "
+                        f"training data ({', '.join(classes)})")
+    renumber = torch.tensor([classes.index(n) for n in names], dtype=torch.long)
+    return images, renumber[labels]
 
 
 def _digits() -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,10 +192,10 @@ class _ArraysOnly(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refusing {module}.{name}")
 
 
-def _cifar10(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    batches = sorted(p for p in root.glob("data_batch_*") if p.is_file())
+def _cifar10(root: Path, pattern: str = "data_batch_*") -> tuple[torch.Tensor, torch.Tensor]:
+    batches = sorted(p for p in root.glob(pattern) if p.is_file())
     if not batches:
-        raise UserError(f"no CIFAR-10 training batches (data_batch_*) in {str(root)!r}")
+        raise UserError(f"no CIFAR-10 batches ({pattern}) in {str(root)!r}")
     images, labels = [], []
     for path in batches:
         try:
@@ -174,22 +214,27 @@ def image_files(root: Path) -> list[tuple[Path, int]]:
     return class_files(root, accept=lambda path: path.suffix.lower() in IMAGE_SUFFIXES, kind="folder")
 
 
-def _folder(root: Path, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+def read_image(path: Path, resolution: int) -> torch.Tensor:
+    """One image file as uint8 3 x R x R, as a folder dataset reads it (and ``effnas predict`` too)."""
     from PIL import Image, UnidentifiedImageError
 
+    try:
+        with Image.open(path) as image:
+            pixels = image.convert("RGB").resize((resolution, resolution), Image.BILINEAR)
+    except Image.DecompressionBombError as exc:
+        raise UserError(f"image {str(path)!r} is too large to decode safely: {exc}") from None
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise UserError(f"unreadable image {str(path)!r}: {exc}") from None
+    return torch.from_numpy(np.asarray(pixels, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+def _folder(root: Path, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
     files = image_files(root)
     check_classes(files, root=root, kind="folder", noun="images")
     check_fits(len(files), resolution, where=str(root))
     images = torch.empty((len(files), 3, resolution, resolution), dtype=torch.uint8)
     for row, (path, _) in enumerate(files):
-        try:
-            with Image.open(path) as image:
-                pixels = image.convert("RGB").resize((resolution, resolution), Image.BILINEAR)
-        except Image.DecompressionBombError as exc:
-            raise UserError(f"image {str(path)!r} is too large to decode safely: {exc}") from None
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
-            raise UserError(f"unreadable image {str(path)!r}: {exc}") from None
-        images[row] = torch.from_numpy(np.asarray(pixels, dtype=np.uint8).copy()).permute(2, 0, 1)
+        images[row] = read_image(path, resolution)
     return images, torch.tensor([index for _, index in files], dtype=torch.long)
 
 
@@ -209,7 +254,8 @@ def _resize(images: torch.Tensor, resolution: int) -> torch.Tensor:
     return out
 
 
-def _split(name: str, images: torch.Tensor, labels: torch.Tensor, *, seed: int, val_fraction: float) -> Dataset:
+def _split(name: str, images: torch.Tensor, labels: torch.Tensor, *, seed: int, val_fraction: float,
+           classes: tuple[str, ...]) -> Dataset:
     count = len(labels)
     n_val = max(1, int(round(count * val_fraction)))
     if count - n_val < 1:
@@ -225,6 +271,6 @@ def _split(name: str, images: torch.Tensor, labels: torch.Tensor, *, seed: int, 
     std = values.std(dim=axes).clamp_min(1e-3).view(shape)
     return Dataset(
         name=name, train_x=train_x, train_y=labels[train], val_x=images[val], val_y=labels[val],
-        num_classes=int(labels.max()) + 1, mean=mean, std=std, scale=scale,
+        num_classes=int(labels.max()) + 1, mean=mean, std=std, scale=scale, classes=classes,
         split={"train": len(train), "validation": n_val, "val_fraction": val_fraction, "split_seed": seed},
     )

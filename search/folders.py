@@ -10,6 +10,15 @@ from space.errors import UserError
 MAX_FILES = 2_000_000  # directory entries a dataset's scan visits before it gives up
 
 
+def class_names(root: Path) -> tuple[str, ...]:
+    """The class sub-folders' names, in the order their indices follow."""
+    try:
+        return tuple(sorted(e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False)
+                            and not e.name.startswith(".")))
+    except OSError:
+        return ()
+
+
 def class_files(root: Path, *, accept: Callable[[Path], bool], kind: str) -> list[tuple[Path, int]]:
     """(file, class index) of every accepted file below each class sub-folder, classes in name order.
 

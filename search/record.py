@@ -63,6 +63,8 @@ class TrialRecord:
     macs_ratio: float | None = attr("asked", "real MACs over the baseline's, after rounding")
     nominal: float | None = attr("asked", "alpha * beta^2 * gamma^k, k = dims")
     nominal_ratio: float | None = attr("asked", "(alpha * beta^2 * gamma^k)^phi")
+    latency_ms: float | None = attr("asked", "median latency measured on the driver's device before training "
+                                             "(the latency_ms objective; the study's latency attr says how)")
     # written when the worker returns
     accuracy: float | None = attr("measured", "validation accuracy")
     val_loss: float | None = attr("measured", "validation loss")

@@ -40,7 +40,7 @@ def declared(cls: type) -> list[tuple[dataclasses.Field, type]]:
 class TrainSettings:
     """How a worker trains one candidate, besides the architecture, resolution and seeds."""
 
-    epochs: int = setting(1, "training epochs per trial", low=1)
+    epochs: int = setting(1, "training epochs (of each trial, in a study)", low=1)
     batch_size: int = setting(32, "training batch size", low=1)
     lr: float = setting(3e-3, "peak learning rate (AdamW)", positive=True)
     weight_decay: float = setting(0.05, "decoupled weight decay on weights", low=0)

@@ -1,18 +1,21 @@
-"""Short-budget training of one model and its validation accuracy.
+"""The training engine: one optimizer, one learning-rate schedule, one epoch, evaluation and batch-norm
+recalibration. A NAS trial (:func:`train_and_evaluate`) and a full training run (``effnas train``) are
+both made of these pieces, so there is one training loop to change.
 
 AdamW with a linear warmup and a cosine decay per step, label smoothing, decoupled weight decay on
-weights only; stochastic depth and dropout live in the model. On CUDA: bf16 autocast. Memory layout, as
-measured: images channels_last everywhere (oneDNN's depthwise convolutions run 2-3x faster so on CPU);
-volumes channels_last_3d on CPU (1.6x faster than contiguous over the default 3-D space at 16^3, one
-thread) but contiguous on CUDA (channels_last_3d made a B0-like 3-D net up to 2.2x slower on an H100 in
-bf16). On CPU the same seed gives the same result.
+weights only; stochastic depth and dropout live in the model. On CUDA: bf16 autocast. channels_last
+everywhere (oneDNN's depthwise convolutions run 2-3x faster so on CPU; channels_last_3d for volumes on
+CPU). On CPU the same seed gives the same result. Nothing waits for the GPU inside an epoch but a read of
+the "loss not finite" flag every NAN_CHECK_EVERY steps; evaluation sums on the device.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +42,7 @@ class TrainResult:
 
 
 Judge = Callable[[int, float], bool]  # (epochs trained, validation accuracy) -> go on?
+NAN_CHECK_EVERY = 32  # steps between reads of the on-device "loss not finite" flag (each read waits for the GPU)
 
 
 def memory_layout(ndim: int, *, device: torch.device) -> torch.memory_format:
@@ -54,75 +58,184 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def _optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    """AdamW; weight decay on weights only (not on biases and batch-norm affine parameters)."""
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=settings.lr, fused=True)
 
 
-def _lr_factor(step: int, total: int, warmup: int) -> float:
+def lr_factor(step: int, total: int, warmup: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def steps_per_epoch(count: int, batch_size: int) -> int:
+    """Full batches per epoch (the last, partial one is dropped), at least one."""
+    return max(1, count // batch_size)
+
+
+class WarmupCosine:
+    """The learning rate of every step: linear warm-up, then cosine decay to zero. Its state is the step."""
+
+    def __init__(self, *, peak: float, total: int, warmup: int, step: int = 0) -> None:
+        self.peak, self.total, self.warmup, self.step = peak, total, warmup, step
+
+    @classmethod
+    def for_training(cls, settings: TrainSettings, steps: int) -> WarmupCosine:
+        """The schedule of ``settings.epochs`` epochs of ``steps`` steps."""
+        total = steps * settings.epochs
+        return cls(peak=settings.lr, total=total, warmup=max(1, int(total * settings.warmup_fraction)))
+
+    def lr(self) -> float:
+        return self.peak * lr_factor(self.step, self.total, self.warmup)
+
+    def apply(self, optimizer: torch.optim.Optimizer) -> None:
+        for group in optimizer.param_groups:
+            group["lr"] = self.lr()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"peak": self.peak, "total": self.total, "warmup": self.warmup, "step": self.step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.peak, self.total, self.warmup, self.step = state["peak"], state["total"], state["warmup"], state["step"]
+
+
+class Augment(Protocol):
+    """What a full run does to a training batch; ``params`` draws for the whole global batch (so every rank
+    draws alike and takes its slice), ``apply`` transforms uint8 images into float pixels (0-255)."""
+
+    def params(self, count: int, generator: torch.Generator) -> torch.Tensor: ...
+
+    def apply(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass
+class EpochStats:
+    loss: float  # mean training loss of this process's batches
+    steps: int
+    images: int  # images seen by this process
+    seconds: float
+
+
+OnStep = Callable[[int, int, torch.Tensor], None]  # (step in epoch, steps per epoch, loss on the device)
+
+
+def train_epoch(model: nn.Module, data: Dataset, optimizer: torch.optim.Optimizer, schedule: WarmupCosine,
+                settings: TrainSettings, *, generator: torch.Generator, device: torch.device,
+                augment: Augment | None = None, shard: tuple[int, int] = (0, 1), micro_batches: int = 1,
+                ema: torch.optim.swa_utils.AveragedModel | None = None, on_step: OnStep | None = None) -> EpochStats:
+    """One pass over the training data in the generator's order, ``settings.batch_size`` images a step.
+
+    ``shard`` = (rank, world): this process trains on its slice of every global batch (DistributedDataParallel
+    averages the gradients); ``micro_batches`` splits that slice further and accumulates the gradients, which
+    is what several ranks with per-device batch norm compute, in one process.
+    """
+    cuda = device.type == "cuda"
+    rank, world = shard
+    count = len(data.train_y)
+    steps = steps_per_epoch(count, settings.batch_size)
+    per_rank = settings.batch_size // world
+    per_micro = per_rank // micro_batches
+    layout = memory_layout(data.train_x.ndim, device=device)
+    loss_sum = torch.zeros((), device=device)
+    diverged = torch.zeros((), dtype=torch.bool, device=device)  # read every NAN_CHECK_EVERY steps, not each
+    start = time.perf_counter()
+    model.train()
+    order = torch.randperm(count, generator=generator, device=data.train_x.device)
+    for batch in range(steps):
+        index = order[batch * settings.batch_size:(batch + 1) * settings.batch_size]
+        drawn = augment.params(len(index), generator) if augment is not None else None
+        schedule.apply(optimizer)
+        if micro_batches == 1 and world == 1:
+            parts = [(index, drawn)]
+        else:
+            mine = slice(rank * per_rank, (rank + 1) * per_rank)
+            parts = [(index[mine][i * per_micro:(i + 1) * per_micro],
+                      None if drawn is None else drawn[mine][i * per_micro:(i + 1) * per_micro])
+                     for i in range(micro_batches)]
+        optimizer.zero_grad(set_to_none=True)
+        for number, (part, part_params) in enumerate(parts):
+            images = data.train_x[part]
+            if augment is not None:
+                images = augment.apply(images, part_params)
+            images = data.normalize(images).contiguous(memory_format=layout)
+            labels = data.train_y[part]
+            if images.device != device:  # a dataset kept on the host: the batch travels, not the set
+                images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            with _no_sync(model, last=number == len(parts) - 1):
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                    loss = F.cross_entropy(model(images), labels, label_smoothing=settings.label_smoothing)
+                diverged |= ~torch.isfinite(loss.detach())
+                (loss / micro_batches if micro_batches > 1 else loss).backward()
+            loss_sum += loss.detach() / micro_batches
+        if settings.grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+        optimizer.step()
+        schedule.step += 1
+        if ema is not None:
+            ema.update_parameters(unwrap(model))
+        if on_step is not None:
+            on_step(batch + 1, steps, loss)
+        if (batch + 1) % NAN_CHECK_EVERY == 0 or batch + 1 == steps:
+            if bool(diverged):  # the one host-device synchronisation of a stretch of steps
+                raise TrainingDiverged(f"the loss became NaN or infinite within steps {schedule.step - NAN_CHECK_EVERY}"
+                                       f"..{schedule.step}")
+    return EpochStats(loss=float(loss_sum) / steps, steps=steps, images=steps * per_rank,
+                      seconds=time.perf_counter() - start)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The network inside a DistributedDataParallel wrapper (or the network itself)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def _no_sync(model: nn.Module, *, last: bool):
+    """DistributedDataParallel averages gradients once per step: not after each micro-batch but the last."""
+    if isinstance(model, nn.parallel.DistributedDataParallel) and not last:
+        return model.no_sync()
+    return contextlib.nullcontext()
+
+
 def train_and_evaluate(model: nn.Module, data: Dataset, settings: TrainSettings, device: torch.device, *,
                        seed: int, judge_at: tuple[int, ...] = (), judge: Judge | None = None) -> TrainResult:
-    """Train ``model`` on ``data`` (already on ``device``) and return its validation accuracy.
+    """A NAS trial: train ``model`` on ``data`` and return its validation accuracy.
 
     After each epoch count in ``judge_at`` the model is evaluated and ``judge`` decides whether training goes
     on (successive halving); the schedule stays the one of ``settings.epochs`` either way, and evaluating
     draws no random numbers, so a trial judged on the way trains exactly as one that is not.
     """
     cuda = device.type == "cuda"
-    layout = memory_layout(data.train_x.ndim, device=device)
-    model = model.to(device, memory_format=layout)
-    optimizer = _optimizer(model, settings)
+    model = model.to(device, memory_format=memory_layout(data.train_x.ndim, device=device))
+    optimizer = make_optimizer(model, settings)
     generator = torch.Generator(device=data.train_x.device).manual_seed(seed)
-    count = len(data.train_y)
-    steps_per_epoch = max(1, count // settings.batch_size)
-    total = steps_per_epoch * settings.epochs
-    warmup = max(1, int(total * settings.warmup_fraction))
-    step, stopped_at, rung_accuracy = 0, None, {}
+    steps = steps_per_epoch(len(data.train_y), settings.batch_size)
+    schedule = WarmupCosine.for_training(settings, steps)
+    batch = max(256, settings.batch_size)
+    stopped_at, rung_accuracy = None, {}
     start = time.perf_counter()
-    model.train()
     for epoch in range(settings.epochs):
-        order = torch.randperm(count, generator=generator, device=data.train_x.device)
-        for batch in range(steps_per_epoch):
-            index = order[batch * settings.batch_size:(batch + 1) * settings.batch_size]
-            images = data.normalize(data.train_x[index]).contiguous(memory_format=layout)
-            for group in optimizer.param_groups:
-                group["lr"] = settings.lr * _lr_factor(step, total, warmup)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                loss = F.cross_entropy(model(images), data.train_y[index], label_smoothing=settings.label_smoothing)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"loss became {loss.item()} at step {step}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if settings.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            optimizer.step()
-            step += 1
+        train_epoch(model, data, optimizer, schedule, settings, generator=generator, device=device)
         if judge is not None and epoch + 1 in judge_at:
-            recalibrate_batch_norm(model, data, batch_size=max(256, settings.batch_size))
-            accuracy, val_loss = evaluate(model, data, batch_size=max(256, settings.batch_size), device=device)
+            recalibrate_batch_norm(model, data, batch_size=batch)
+            accuracy, val_loss = evaluate(model, data, batch_size=batch, device=device)
             rung_accuracy[epoch + 1] = accuracy
-            model.train()
             if not judge(epoch + 1, accuracy):
                 stopped_at = epoch + 1
                 break
     if stopped_at is None:
-        recalibrate_batch_norm(model, data, batch_size=max(256, settings.batch_size))
+        recalibrate_batch_norm(model, data, batch_size=batch)
     if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     if stopped_at is None:
-        accuracy, val_loss = evaluate(model, data, batch_size=max(256, settings.batch_size), device=device)
+        accuracy, val_loss = evaluate(model, data, batch_size=batch, device=device)
         rung_accuracy[settings.epochs] = accuracy
     return TrainResult(accuracy=accuracy, loss=val_loss, train_seconds=seconds,
-                       images_per_second=step * settings.batch_size / max(seconds, 1e-9),
+                       images_per_second=schedule.step * settings.batch_size / max(seconds, 1e-9),
                        rung_accuracy=rung_accuracy, stopped_at=stopped_at)
 
 
@@ -144,28 +257,45 @@ def recalibrate_batch_norm(model: nn.Module, data: Dataset, *, batch_size: int, 
         m.momentum = None
         m.train()
     count = min(len(data.train_y), max_images)
-    device_type = data.train_x.device.type
+    device = next(model.parameters()).device
     for begin in range(0, count, batch_size):
-        images = data.normalize(data.train_x[begin:min(count, begin + batch_size)])
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda"):
-            model(images.contiguous(memory_format=memory_layout(images.ndim, device=images.device)))
+        images = data.normalize(data.train_x[begin:min(count, begin + batch_size)]).to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            model(images.contiguous(memory_format=memory_layout(images.ndim, device=device)))
     for m, momentum in zip(norms, saved):
         m.momentum = momentum
     model.eval()
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, data: Dataset, *, batch_size: int, device: torch.device) -> tuple[float, float]:
+def batch_logits(model: nn.Module, images: torch.Tensor, normalize: Callable[[torch.Tensor], torch.Tensor], *,
+                 batch_size: int, device: torch.device):
+    """(first index, float logits) for every batch of ``images`` through ``model`` in eval mode."""
     cuda = device.type == "cuda"
     model.eval()
-    correct, loss_sum = 0, 0.0
-    for begin in range(0, len(data.val_y), batch_size):
-        images = data.normalize(data.val_x[begin:begin + batch_size])
-        images = images.contiguous(memory_format=memory_layout(images.ndim, device=device))
-        labels = data.val_y[begin:begin + batch_size]
+    for begin in range(0, len(images), batch_size):
+        batch = normalize(images[begin:begin + batch_size]).to(device, non_blocking=True)
+        batch = batch.contiguous(memory_format=memory_layout(batch.ndim, device=device))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            logits = model(images).float()
-        loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
-        correct += (logits.argmax(1) == labels).sum().item()
-    total = len(data.val_y)
+            yield begin, model(batch).float()
+
+
+@torch.no_grad()
+def evaluation_sums(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                    normalize: Callable[[torch.Tensor], torch.Tensor], *, batch_size: int,
+                    device: torch.device) -> tuple[int, float, int]:
+    """(correct, summed cross-entropy, count): what ranks add up before dividing. The sums stay on the device
+    until the end: one synchronisation per evaluation, not two per batch."""
+    correct = torch.zeros((), dtype=torch.long, device=device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    for begin, logits in batch_logits(model, images, normalize, batch_size=batch_size, device=device):
+        target = labels[begin:begin + batch_size].to(device, non_blocking=True)
+        loss_sum += F.cross_entropy(logits, target, reduction="sum").double()
+        correct += (logits.argmax(1) == target).sum()
+    return int(correct), float(loss_sum), len(labels)
+
+
+def evaluate(model: nn.Module, data: Dataset, *, batch_size: int, device: torch.device) -> tuple[float, float]:
+    """(validation accuracy, mean validation loss)."""
+    correct, loss_sum, total = evaluation_sums(model, data.val_x, data.val_y, data.normalize, batch_size=batch_size,
+                                               device=device)
     return correct / total, loss_sum / total

@@ -107,6 +107,10 @@ class Candidate:
     spec: TrialSpec
     cost: Cost
     rung_accuracy: dict[int, float] = field(default_factory=dict)  # what it recorded where it was judged
+    latency_ms: float | None = None
+
+
+LatencyOf = Callable[[ArchSpec, int, int], float]  # (arch, resolution, num_classes) -> median ms
 
 
 class TrialPlanner:
@@ -115,8 +119,10 @@ class TrialPlanner:
     def __init__(self, *, study: optuna.Study, propose: Propose, budget: Budget, template: TrialTemplate,
                  n_trials: int, target_macs: float, objectives: tuple[str, ...],
                  before_ask: Callable[[], bool] | None = None,
-                 counts_toward: Callable[[FrozenTrial], bool] | None = None, reuse_duplicates: bool = False) -> None:
+                 counts_toward: Callable[[FrozenTrial], bool] | None = None, reuse_duplicates: bool = False,
+                 latency_of: LatencyOf | None = None) -> None:
         self.study, self.propose, self.budget, self.template = study, propose, budget, template
+        self.latency_of = latency_of  # measures each feasible candidate before it trains (latency_ms objective)
         self.n_trials, self.target_macs, self.objectives = n_trials, target_macs, objectives
         self.before_ask = before_ask  # may queue the next trial's params; False: nothing left to ask
         self.counts_toward = counts_toward  # which trials of the study count toward n_trials (default: all)
@@ -171,7 +177,11 @@ class TrialPlanner:
                 self.study.tell(trial, state=TrialState.FAIL)
                 return None
             spec = self.template.spec(number=trial.number, arch=proposal.arch, resolution=proposal.resolution)
-            return Candidate(trial=trial, spec=spec, cost=c)
+            latency = None
+            if self.latency_of is not None:
+                latency = self.latency_of(proposal.arch, proposal.resolution, self.template.num_classes)
+                record.write(trial, {"latency_ms": latency})
+            return Candidate(trial=trial, spec=spec, cost=c, latency_ms=latency)
         raise SearchError(f"{SKIP_LIMIT} samples in a row broke the budget ({self.budget}) or were architectures "
                           "the study had already measured; loosen --max-macs / --max-params or widen the search "
                           "space")
@@ -247,7 +257,8 @@ class TrialPlanner:
         trial = candidate.trial
         accuracy = float(result["accuracy"])
         reward = mnas_reward(accuracy, candidate.cost.macs, self.target_macs)
-        values = {"accuracy": accuracy, "macs": float(candidate.cost.macs), "reward": reward}
+        values = {"accuracy": accuracy, "macs": float(candidate.cost.macs), "reward": reward,
+                  "latency_ms": candidate.latency_ms}
         ordered = [values[name] for name in self.objectives]
         try:
             record.write(trial, {**result, "reward": reward})

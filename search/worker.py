@@ -13,7 +13,7 @@ from search.data import Dataset, load_dataset
 from search.fidelity import encode
 from search.train import Judge, TrainingDiverged, pick_device, train_and_evaluate
 from search.trial import TrialSpec
-from space.arch import ArchSpec
+from space import presets
 
 _DATA_CACHE: dict[tuple, Dataset] = {}
 _CACHE_SIZE = 4  # a scaling study trains at a few resolutions
@@ -38,7 +38,7 @@ def run_trial(spec: TrialSpec, *, judge: Judge | None = None) -> dict[str, Any]:
     data = load_cached(spec.dataset, resolution=spec.resolution, split_seed=spec.split_seed,
                        val_fraction=spec.train.val_fraction, device=device)
     torch.manual_seed(spec.seed)
-    model = build(ArchSpec.parse(spec.arch), num_classes=spec.num_classes, dropout=spec.train.dropout,
+    model = build(presets.network(spec.arch), num_classes=spec.num_classes, dropout=spec.train.dropout,
                   drop_path=spec.train.drop_path)
     start = time.perf_counter()
     result = train_and_evaluate(model, data, spec.train, device, seed=spec.seed, judge_at=spec.judge_at,

@@ -29,6 +29,8 @@ def check_multiplier(name: str, value: float) -> None:
 
 def scale(arch: ArchSpec, *, width: float = 1.0, depth: float = 1.0) -> ArchSpec:
     """The architecture with every channel count (stem and head too) and repeat count scaled."""
+    if not isinstance(arch, ArchSpec):
+        raise UserError(f"width and depth scaling apply to EfficientNet-style specs, not to {str(arch)!r}")
     check_multiplier("width", width)
     check_multiplier("depth", depth)
     stages = tuple(

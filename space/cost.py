@@ -12,7 +12,10 @@ from dataclasses import dataclass
 
 from space.arch import ArchSpec, StageSpec
 from space.errors import UserError
+from space.references import ResNetSpec
 from space.rounding import make_divisible
+
+Network = ArchSpec | ResNetSpec  # any spec effnas can cost and build
 
 
 @dataclass(frozen=True)
@@ -85,10 +88,12 @@ def _block(cin: int, stage: StageSpec, stride: int, size: int, dims: int) -> tup
     return params + p, macs + m, size
 
 
-def stage_costs(arch: ArchSpec, resolution: int, *, num_classes: int = 1000) -> list[StageCost]:
+def stage_costs(arch: Network, resolution: int, *, num_classes: int = 1000) -> list[StageCost]:
     """Per-part costs: ``stem``, one entry per stage, then ``head`` (conv, pool, classifier)."""
     check_resolution(resolution)
     check_num_classes(num_classes)
+    if isinstance(arch, ResNetSpec):
+        return _resnet_stage_costs(arch, resolution, num_classes)
     dims = arch.dims
     size = _down(resolution, 2)
     params, macs = _conv(arch.in_channels, arch.stem, 3, size, dims)
@@ -107,7 +112,35 @@ def stage_costs(arch: ArchSpec, resolution: int, *, num_classes: int = 1000) -> 
     return rows
 
 
-def cost(arch: ArchSpec, resolution: int, *, num_classes: int = 1000) -> Cost:
-    """Exact parameter count and conv + linear multiply-adds of ``arch`` on a square (or cubic) input."""
+def _resnet_stage_costs(spec: ResNetSpec, resolution: int, num_classes: int) -> list[StageCost]:
+    """torchvision's ResNet: 7x7/2 conv and 3x3/2 max-pool (padded, so each halves rounding up), four layers
+    whose first block strides (a 1x1 projection where the shape changes), average pool, linear."""
+    size = _down(_down(resolution, 2), 2)
+    params, macs = _conv(3, spec.stem, 7, _down(resolution, 2), 2)
+    rows = [StageCost("stem", params, macs, spec.stem, size)]
+    cin = spec.stem
+    for index, stage in enumerate(spec.stages):
+        params = macs = 0
+        for repeat in range(stage.repeats):
+            stride = stage.stride if repeat == 0 else 1
+            out = _down(size, stride)
+            if stage.block == "basic":
+                convs = [(cin, stage.planes, 3, out), (stage.planes, stage.channels, 3, out)]
+            else:
+                convs = [(cin, stage.planes, 1, size), (stage.planes, stage.planes, 3, out),
+                         (stage.planes, stage.channels, 1, out)]
+            if stride != 1 or cin != stage.channels:
+                convs.append((cin, stage.channels, 1, out))  # the projection shortcut
+            for a, b, kernel, at in convs:
+                p, m = _conv(a, b, kernel, at, 2)
+                params, macs = params + p, macs + m
+            size, cin = out, stage.channels
+        rows.append(StageCost(f"stage{index}", params, macs, stage.channels, size))
+    rows.append(StageCost("head", cin * num_classes + num_classes, cin * num_classes, num_classes, 1))
+    return rows
+
+
+def cost(arch: Network, resolution: int, *, num_classes: int = 1000) -> Cost:
+    """Exact parameter count and conv + linear multiply-adds of any spec on a square (or cubic) input."""
     rows = stage_costs(arch, resolution, num_classes=num_classes)
     return Cost(params=sum(r.params for r in rows), macs=sum(r.macs for r in rows))

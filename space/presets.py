@@ -1,10 +1,13 @@
-"""Named architectures: the EfficientNet family and the MobileNetV2 / MnasNet references."""
+"""Named architectures: the EfficientNet family and the MobileNetV2 / MnasNet references, and the one
+function that turns any text a user may give for a network (preset, reference, arch string) into a spec."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from space import references
 from space.arch import ArchSpec
 from space.compound import scale
+from space.cost import Network
 from space.errors import UserError
 
 EFFICIENTNET_B0 = (
@@ -65,11 +68,31 @@ def get(name: str) -> Preset:
         raise UserError(f"unknown preset {name!r}; available: {', '.join(PRESETS)}") from None
 
 
-def resolve(text: str) -> tuple[ArchSpec, Preset | None]:
-    """A preset name or an arch string -> (architecture at the preset's scaling, the preset or None)."""
+def resolve(text: str) -> tuple[Network, Preset | None]:
+    """A preset, a reference or an arch string -> (the spec, at the preset's scaling; the preset or None)."""
+    if not isinstance(text, str):
+        raise UserError(f"expected a preset, a reference or an arch string, got {text!r}")
     if text in PRESETS:
         preset = PRESETS[text]
         return preset.arch(), preset
+    if text in references.REFERENCES:
+        return references.REFERENCES[text], None
     if "_" not in text:
-        raise UserError(f"unknown preset {text!r}; available: {', '.join(PRESETS)}")
+        names = ", ".join([*PRESETS, *references.REFERENCES])
+        raise UserError(f"unknown preset or reference {text!r}; available: {names} or an arch string")
     return ArchSpec.parse(text), None
+
+
+def network(text: str) -> Network:
+    """Any text naming a network -> its spec: what a trial, ``effnas train`` and ``effnas bench`` build."""
+    return resolve(text)[0]
+
+
+def efficientnet(text: str, *, role: str) -> ArchSpec:
+    """A preset or arch string where only an EfficientNet-style spec makes sense (a search space's base,
+    a baseline to scale); a reference is refused with the reason."""
+    spec = network(text)
+    if not isinstance(spec, ArchSpec):
+        raise UserError(f"{role} must be an EfficientNet-style preset or arch string; {text!r} is a reference "
+                        "network, which has no stages to search or scale")
+    return spec

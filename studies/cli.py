@@ -43,7 +43,8 @@ def add_config_flags(p: argparse.ArgumentParser, command: str, *, defaults: dict
     defaults = {"dims": "the base's or the dataset's, else 2", **(defaults or {})}
     for f in command_fields(command):
         value = f.default_for(command)
-        shown = value if not isinstance(value, tuple) else " ".join(f"{v:g}" for v in value)
+        shown = value if not isinstance(value, tuple) else \
+            ",".join(v if isinstance(v, str) else f"{v:g}" for v in value)
         if f.name in DIMS_DEFAULTS[3]:
             shown = f"{shown}; in 3-D {'a 3-stage B0' if f.name == 'base' else DIMS_DEFAULTS[3][f.name]}"
         default = defaults.get(f.name, "none" if value is None else shown)
@@ -237,29 +238,155 @@ def run_confirm(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_train(commands) -> None:
+    p = commands.add_parser("train", help="train one network fully: checkpoints, resume, several devices",
+                            description="Train one network into OUT/NAME (config.json, metrics.jsonl, a checkpoint "
+                                        "per epoch, evaluation.json); the same command resumes from the last "
+                                        "checkpoint.")
+    p.add_argument("arch", nargs="?", metavar="ARCH", help="a preset (efficientnet-b0), a reference (resnet18) or an "
+                                                          "arch string")
+    p.add_argument("--from-study", metavar="NAME", help="train a trial of this study (NAS or scaling) instead")
+    p.add_argument("--trial", metavar="N|baseline|confirmed", help="which: a trial number, the NAS study's chosen "
+                                                                  "baseline (default), or the baseline that `effnas "
+                                                                  "confirm` confirmed")
+    p.add_argument("--resume", metavar="RUN", help="go on with this run (a folder, or a name under --out) with its "
+                                                   "own network and settings")
+    add_config_flags(p, "train", defaults={"resolution": "the study trial's, the preset's, else 224",
+                                           "name": "named after the network"})
+    p.set_defaults(run=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from search.distributed import launch, launched
+    from studies.train import plan_train, train
+
+    plan = plan_train(config_from_args(args), arch=args.arch, from_study=args.from_study, trial=args.trial,
+                      resume=args.resume)
+    if plan.devices > 1 and not launched():
+        return launch(plan.devices, args.argv)
+    result = train(plan)
+    if not result:  # a rank other than 0
+        return 0
+    parts = [f"{result['label']}: {result['epochs']} epoch(s), validation accuracy {result['val_accuracy']:.4f}"]
+    if result["weights"] == "ema":
+        parts.append("(moving-average weights)")
+    if result["test_accuracy"] is not None:
+        parts.append(f"test accuracy {result['test_accuracy']:.4f}")
+    print(f"Trained {' '.join(parts)}; run folder {result['folder']}")
+    return 0
+
+
+def add_predict(commands) -> None:
+    p = commands.add_parser("predict", help="the top-k classes of images under a trained network",
+                            description="Classify image files with a training run's network (its moving-average "
+                                        "weights when it kept them); class names come from the training data.")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a training run folder (its last checkpoint) or a "
+                                                            "checkpoint directory")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top-k", type=positive_int, default=5, help="classes per image (default: 5)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=run_predict)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from studies.predict import predict
+
+    rows = predict(args.checkpoint, args.images, top_k=args.top_k)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        ranked = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in row["top"])
+        print(f"{row['image']}: {ranked}")
+    return 0
+
+
+def add_export(commands) -> None:
+    from studies.export import FORMATS
+
+    p = commands.add_parser("export", help="export a trained network: ONNX, torch.export, timm",
+                            description="onnx: checked against torch with onnxruntime; pt2: a torch.export program; "
+                                        "timm: a state dict with timm's keys and the recipe that builds the network "
+                                        "in timm. Each has a JSON sidecar (resolution, mean, std, classes).")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a training run folder or a checkpoint directory")
+    p.add_argument("--format", dest="fmt", required=True, choices=FORMATS)
+    p.add_argument("--out", metavar="PATH", help="file (onnx, pt2) or folder (timm); default RUN/export/")
+    p.set_defaults(run=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from studies.export import export
+
+    result = export(args.checkpoint, fmt=args.fmt, out=args.out)
+    checked = f" (max |onnxruntime - torch| = {result['max_abs_error']:.1e})" if args.fmt == "onnx" else ""
+    print(f"effnas: wrote {result['path']} from the {result['weights']} weights{checked}")
+    return 0
+
+
+def add_bench(commands) -> None:
+    p = commands.add_parser("bench", help="measured latency of a network or a trained run",
+                            description="Eval mode, a fixed input, warm-up then timed runs synchronised with the "
+                                        "device: median and p90 latency, images/s, with device, dtype, memory "
+                                        "format and torch version.")
+    p.add_argument("arch", metavar="ARCH|CHECKPOINT", help="a preset, a reference, an arch string, or a training "
+                                                           "run folder / checkpoint directory")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--batch", type=positive_int, default=1, help="images per run (default: 1)")
+    p.add_argument("--resolution", type=positive_int, help="input size (default: the run's or preset's, else 224)")
+    p.add_argument("--num-classes", type=positive_int, default=1000, help="classes of an untrained network "
+                                                                          "(default: 1000)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
+                   help="default: float32 on CPU, bfloat16 on CUDA")
+    p.add_argument("--warmup", type=positive_int, default=10, help="untimed runs first (>= 10, default 10)")
+    p.add_argument("--runs", type=positive_int, default=50, help="timed runs (>= 50, default 50)")
+    p.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=run_bench)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from studies.bench import bench
+
+    result = bench(args.arch, device=args.device, batch=args.batch, resolution=args.resolution,
+                   num_classes=args.num_classes, dtype=args.dtype, warmup=args.warmup, runs=args.runs,
+                   threads=args.threads)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{result['median_ms']:.3f} ms median, {result['p90_ms']:.3f} ms p90, {result['images_per_second']:,.1f} "
+          f"images/s  (batch {result['batch']} at {result['resolution']}px; {result['device']}, {result['dtype']}, "
+          f"{result['memory_format']}, {result['threads']} thread(s), torch {result['torch']}; {result['warmup']} "
+          f"warm-up + {result['runs']} timed runs)")
+    return 0
+
+
 def add_report(commands) -> None:
     from studies.config import DEFAULT_STORAGE
 
-    p = commands.add_parser("report", help="write HTML reports of the studies in a storage",
-                            description="Write DIR/index.html and one self-contained page per study.")
+    p = commands.add_parser("report", help="write HTML reports of the studies in a storage and of training runs",
+                            description="Write DIR/index.html and one self-contained page per study and per "
+                                        "training run.")
     p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"Optuna storage URL (default: {DEFAULT_STORAGE})")
     p.add_argument("--study", nargs="+", dest="studies", metavar="NAME", help="studies to report (default: all)")
     p.add_argument("--out", default="runs/report", help="output directory (default: runs/report)")
     p.add_argument("--export", metavar="FILE.csv|FILE.parquet", help="also write the trials table to this file")
+    p.add_argument("--runs", default="runs/train", metavar="DIR", help="training runs to report, one page each "
+                                                                      "(default: runs/train)")
     p.set_defaults(run=run_report)
 
 
 def run_report(args: argparse.Namespace) -> int:
     from studies.report import run_report as report
 
-    pages = report(storage_url=args.storage, names=args.studies, out=args.out, export=args.export)
-    print(f"effnas: wrote {len(pages) - 1} study page(s) and {pages[0]}")
+    pages = report(storage_url=args.storage, names=args.studies, out=args.out, export=args.export, runs=args.runs)
+    print(f"effnas: wrote {len(pages) - 1} page(s) and {pages[0]}")
     if args.export:
         print(f"effnas: wrote the trials table to {args.export}")
     return 0
 
 
-COMMANDS = [add_search, add_confirm, add_scale, add_family, add_report, add_show]
+COMMANDS = [add_search, add_confirm, add_scale, add_family, add_train, add_predict, add_export, add_bench, add_report,
+            add_show]
 
 
 def make_parser() -> ArgumentParser:
@@ -310,6 +437,7 @@ def _main(argv: list[str] | None) -> int:
     try:
         quiet_libraries()
         args = make_parser().parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # what torch's launcher gives each process
         return args.run(args)
     except UserError as exc:
         print(f"effnas: error: {_one_line(exc)}", file=sys.stderr)

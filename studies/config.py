@@ -3,8 +3,9 @@
 One field table drives the study file's keys, the CLI flags and their validation, so a key means the
 same thing everywhere (``batch_size`` in a study file is ``--batch-size`` on the command line). The
 table is made from declarations (:func:`search.settings.setting`): the study's own settings below,
-the training settings (:class:`search.settings.TrainSettings`) and the compound-scaling settings
-(:class:`ScaleSettings`). A study file may hold the keys of every command; each command takes its own.
+the training settings (:class:`search.settings.TrainSettings`), the compound-scaling settings
+(:class:`ScaleSettings`) and those of a full training run (:class:`RunSettings`). A study file may hold
+the keys of every command; each command takes its own.
 
 A few defaults depend on the study's dimensionality: a 3-D study (``--dims 3``) that does not set them
 takes :data:`DIMS_DEFAULTS` (the bundled volumes, a smaller input, a base sized for it).
@@ -29,7 +30,9 @@ from space.cost import MAX_RESOLUTION
 from space.errors import UserError
 
 DEFAULT_STORAGE = "sqlite:///runs/effnas.db"
-TRAINING_COMMANDS = ("search", "scale", "family", "confirm")
+STUDIES = ("search", "scale", "family", "confirm")
+TRAINING_COMMANDS = (*STUDIES, "train")
+TRAIN = ("train",)
 SEARCH = ("search",)
 SCALE = ("scale",)
 FAMILY = ("family",)
@@ -83,8 +86,30 @@ class ScaleSettings:
 
 
 @dataclass(frozen=True)
+class RunSettings:
+    """A full training run (``effnas train``), besides the training settings: what a NAS trial never does."""
+
+    ema_decay: float | None = setting(None, "keep an exponential moving average of the weights with this decay per "
+                                            "step (e.g. 0.999); validation, predict and export then use it",
+                                      positive=True, high=1, optional=True, commands=TRAIN)
+    augment: str = setting("crop-flip", "augmentation of the training images, on their device",
+                           choices=("crop-flip", "crop", "flip", "none"), commands=TRAIN)
+    crop_scale: float = setting(0.25, "smallest area share of a random-resized crop", positive=True, high=1,
+                                commands=TRAIN)
+    micro_batches: int = setting(1, "split each step's batch into this many micro-batches (gradient accumulation)",
+                                 low=1, commands=TRAIN)
+    devices: int = setting(1, "processes, one per device (GPUs, or CPU processes with gloo), started by torch's "
+                              "launcher; under torchrun its world size", low=1, commands=TRAIN)
+    test: str | None = setting(None, "held-out data evaluated once at the end, never used for a choice: "
+                                     "folder:PATH or cifar10:PATH (its test_batch)", optional=True, commands=TRAIN)
+    name: str | None = setting(None, "the run's folder under --out (default: named after the network)",
+                               optional=True, pattern=r"[A-Za-z0-9][A-Za-z0-9._-]*", commands=TRAIN)
+    out: str = setting("runs/train", "where training runs live", pattern=r".+", commands=TRAIN)
+
+
+@dataclass(frozen=True)
 class StudyConfig:
-    study: str = setting("effnas", "study name", pattern=r".+")
+    study: str = setting("effnas", "study name", pattern=r".+", commands=STUDIES)
     storage: str = setting(DEFAULT_STORAGE, "Optuna storage URL (SQLite file, PostgreSQL, journal file)")
     dataset: str = setting("digits", "images: digits, cifar10:PATH, folder:PATH; volumes: shapes3d, volumes:PATH")
     dims: int | None = setting(None, "spatial dimensions of the networks: 2 (images) or 3 (volumes)", choices=(2, 3),
@@ -92,6 +117,10 @@ class StudyConfig:
     trials: int = setting(20, "the study ends holding this many complete trials", low=1, commands=SEARCH)
     resolution: int = setting(32, "input resolution of every trial", low=4, at_most=MAX_RESOLUTION)
     sampler: str = setting("nsga2", "search strategy", choices=("nsga2", "tpe", "random", "mnas"), commands=SEARCH)
+    objectives: tuple[str, ...] = setting(("accuracy", "macs"), "objectives of a Pareto sampler: accuracy,macs or "
+                                          "accuracy,macs,latency_ms (the median latency at batch 1, measured on "
+                                          "this machine's --device before each trial trains)",
+                                          choices=("accuracy", "macs", "latency_ms"), commands=SEARCH)
     max_macs: int | None = setting(None, "hard MACs budget, checked before training", low=1, optional=True,
                                    commands=SEARCH)
     max_params: int | None = setting(None, "hard parameter budget, checked before training", low=1, optional=True,
@@ -109,26 +138,31 @@ class StudyConfig:
     references: tuple[str, ...] | None = setting(None, "reference architectures trained beside the candidates, e.g. "
                                                        "mobilenetv2,mnasnet-b1 (the study's base always)",
                                                  optional=True, commands=("confirm",))
-    executor: str = setting("local", "where trials run", choices=("local", "ray"))
+    executor: str = setting("local", "where trials run", choices=("local", "ray"), commands=STUDIES)
     workers: int = setting(1, "local executor: trial processes on this machine, all on the same study", low=1,
                            at_most=64, commands=SEARCH)
-    devices: tuple[str, ...] | None = setting(None, "local executor: devices the workers take in turn, e.g. "
-                                                    "cuda:0,cuda:1 (default: each trial's --device)", optional=True,
-                                              pattern=r"cpu|cuda(:\d+)?", commands=SEARCH)
+    worker_devices: tuple[str, ...] | None = setting(None, "local executor: devices the workers take in turn, e.g. "
+                                                           "cuda:0,cuda:1 (default: each trial's --device)",
+                                                     optional=True, pattern=r"cpu|cuda(:\d+)?", commands=SEARCH,
+                                                     flag="--devices")
     threads_per_worker: int | None = setting(None, "local executor: torch threads per worker (default: the cores "
-                                                   "shared out)", low=1, at_most=1024, optional=True)
+                                                   "shared out)", low=1, at_most=1024, optional=True,
+                                             commands=STUDIES)
     seed: int = setting(0, "seed of the sampler, the split and the training", low=0, at_most=2**32 - 1)
     base: str = setting("efficientnet-b0", "the architecture the space is built around (preset or arch)",
                         commands=SEARCH)
-    max_failures: int = setting(5, "consecutive failed trials that stop the study (and Ray's retries)", low=1)
+    max_failures: int = setting(5, "consecutive failed trials that stop the study (and Ray's retries)", low=1,
+                                commands=STUDIES)
     address: str | None = setting(None, "Ray cluster to join (HOST:PORT); default: a local Ray instance",
-                                  optional=True, pattern=r"[^\s]+")
-    gpus_per_trial: float = setting(0.0, "GPUs per Ray trial (fractional: small trials share one GPU)", low=0)
-    cpus_per_trial: float = setting(1.0, "CPUs per Ray trial", positive=True)
+                                  optional=True, pattern=r"[^\s]+", commands=STUDIES)
+    gpus_per_trial: float = setting(0.0, "GPUs per Ray trial (fractional: small trials share one GPU)", low=0,
+                                    commands=STUDIES)
+    cpus_per_trial: float = setting(1.0, "CPUs per Ray trial", positive=True, commands=STUDIES)
     max_concurrent: int | None = setting(None, "Ray trials at once (default: as resources allow)", low=1,
-                                         optional=True)
+                                         optional=True, commands=STUDIES)
     train: TrainSettings = dataclasses.field(default_factory=TrainSettings)
     scale: ScaleSettings = dataclasses.field(default_factory=ScaleSettings)
+    run: RunSettings = dataclasses.field(default_factory=RunSettings)
     space: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the study file's [space] table
     command: str = "search"
     explicit: frozenset[str] = frozenset()  # keys set by the file or a flag, not by the defaults
@@ -139,9 +173,9 @@ class StudyConfig:
         return {**values, "space": dict(self.space)}
 
     def executor_settings(self) -> dict[str, Any]:
-        names = ("max_failures", "address", "gpus_per_trial", "cpus_per_trial", "max_concurrent", "workers", "devices",
+        names = ("max_failures", "address", "gpus_per_trial", "cpus_per_trial", "max_concurrent", "workers",
                  "threads_per_worker")
-        return {name: getattr(self, name) for name in names}
+        return {**{name: getattr(self, name) for name in names}, "devices": self.worker_devices}
 
 
 @dataclass(frozen=True)
@@ -152,7 +186,7 @@ class Field:
     kind: type  # int, float, str, or tuple (of ``item``)
     default: Any
     help: str
-    group: str | None  # None (StudyConfig itself), "train" or "scale"
+    group: str | None  # None (StudyConfig itself), "train", "scale" or "run"
     commands: tuple[str, ...]
     defaults: tuple[tuple[str, Any], ...] = ()  # (command, default) where a command has its own
     item: type | None = None  # the element type of a tuple field
@@ -249,7 +283,7 @@ def _kind_of(hint: Any) -> tuple[type, type | None]:
 
 
 FIELDS: tuple[Field, ...] = (*_fields_of(StudyConfig, None), *_fields_of(TrainSettings, "train"),
-                             *_fields_of(ScaleSettings, "scale"))
+                             *_fields_of(ScaleSettings, "scale"), *_fields_of(RunSettings, "run"))
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
 assert len(FIELD_BY_NAME) == len(FIELDS), "two settings share a name"
 
@@ -321,11 +355,11 @@ def load_config(*, file: str | Path | None = None, overrides: dict[str, Any] | N
     for name, value in (overrides or {}).items():
         values[name] = FIELD_BY_NAME[name].check(value, f"argument {FIELD_BY_NAME[name].flag}")
     explicit = frozenset(overrides or {}) | frozenset(k for k in data if k != "space")
-    groups: dict[str | None, dict[str, Any]] = {None: {}, "train": {}, "scale": {}}
+    groups: dict[str | None, dict[str, Any]] = {None: {}, "train": {}, "scale": {}, "run": {}}
     for f in FIELDS:
         groups[f.group][f.name] = values[f.name]
     return StudyConfig(**groups[None], train=TrainSettings(**groups["train"]), scale=ScaleSettings(**groups["scale"]),
-                       space=space, command=command, explicit=explicit)
+                       run=RunSettings(**groups["run"]), space=space, command=command, explicit=explicit)
 
 
 def with_dims(config: StudyConfig, *, dims: int) -> StudyConfig:

@@ -13,14 +13,14 @@ import optuna
 from search import record, samplers, selection
 from search.fidelity import Rungs
 from search.record import TrialRecord
-from search.trial import Budget, TrialPlanner, TrialTemplate, space_proposer
+from search.trial import Budget, LatencyOf, TrialPlanner, TrialTemplate, space_proposer
 from space import presets
 from space.cost import cost
 from space.errors import UserError
 from space.searchspace import SearchSpace
 from studies import __version__
 from studies.config import StudyConfig, space_options
-from studies.runner import create_or_join, drive, preflight, settle_dims, storage_for, template
+from studies.runner import create_or_join, drive, driver_device, preflight, settle_dims, storage_for, template
 from studies.storage import mask_url
 from studies.tables import input_size, text_table
 
@@ -36,6 +36,9 @@ class Plan:
     target_macs: int
     strategy: samplers.Strategy
     split: dict
+    metric_names: tuple[str, ...]  # the study's objectives, in order
+    directions: tuple[str, ...]
+    latency_of: LatencyOf | None  # the latency_ms objective's measurement
 
 
 def plan_search(config: StudyConfig) -> Plan:
@@ -45,8 +48,8 @@ def plan_search(config: StudyConfig) -> Plan:
     :func:`studies.runner.settle_dims`). The base takes the study's dimensionality and the dataset's channels.
     """
     strategy = samplers.get(config.sampler)
-    config = settle_dims(config, arch=presets.resolve(config.base)[0])
-    base = replace(presets.resolve(config.base)[0], dims=config.dims)
+    config = settle_dims(config, arch=presets.efficientnet(config.base, role="the search space's base (--base)"))
+    base = replace(presets.efficientnet(config.base, role="the search space's base (--base)"), dims=config.dims)
     overrides, per_stage = space_options(config.space)
     space = SearchSpace.around(base, overrides=overrides, stage_overrides=per_stage)  # checked before any data
     if space.distinct() < config.trials:
@@ -65,8 +68,9 @@ def plan_search(config: StudyConfig) -> Plan:
     shared = template(config, data.num_classes)
     if rungs is not None:
         shared = dataclasses.replace(shared, rungs=rungs, train=dataclasses.replace(shared.train, epochs=rungs.top))
+    names, directions, latency_of = objectives(config, strategy)
     return Plan(config=config, space=space, template=shared, budget=budget, target_macs=target, strategy=strategy,
-                split=data.split)
+                split=data.split, metric_names=names, directions=directions, latency_of=latency_of)
 
 
 def rungs_of(config: StudyConfig) -> Rungs | None:
@@ -78,6 +82,38 @@ def rungs_of(config: StudyConfig) -> Rungs | None:
         raise UserError(f"--epochs {config.train.epochs} and --rungs {','.join(map(str, rungs.epochs))}: with "
                         f"successive halving every trial trains to the last rung ({rungs.top} epochs)")
     return rungs
+
+
+DIRECTIONS = {"accuracy": "maximize", "macs": "minimize", "latency_ms": "minimize"}
+LATENCY_SETUP = {"batch": 1, "warmup": 10, "runs": 50}
+
+
+def objectives(config: StudyConfig, strategy: samplers.Strategy) -> tuple[tuple[str, ...], tuple[str, ...],
+                                                                           LatencyOf | None]:
+    """(metric names, directions, the latency measurement if latency_ms is one): the sampler's, or for a Pareto
+    sampler accuracy, MACs and optionally measured latency."""
+    names = tuple(config.objectives)
+    if names not in (("accuracy", "macs"), ("accuracy", "macs", "latency_ms")):
+        raise UserError(f"--objectives {','.join(names)}: expected accuracy,macs or accuracy,macs,latency_ms")
+    if strategy.metric_names != samplers.PARETO[0]:
+        if names != samplers.PARETO[0]:
+            raise UserError(f"sampler {strategy.name!r} optimises {','.join(strategy.metric_names)}; --objectives "
+                            "applies to the Pareto samplers (nsga2, tpe, random)")
+        return strategy.metric_names, strategy.directions, None
+    latency_of = None
+    if "latency_ms" in names:
+        device = driver_device(config)
+
+        def latency_of(arch, resolution: int, num_classes: int) -> float:
+            import torch
+
+            from models import build
+            from search.bench import measure_latency
+
+            with torch.random.fork_rng(devices=[]):  # building must not move the trials' random streams
+                model = build(arch, num_classes=num_classes, dropout=0.0, drop_path=0.0)
+                return measure_latency(model, resolution=resolution, device=device, **LATENCY_SETUP).median_ms
+    return names, tuple(DIRECTIONS[n] for n in names), latency_of
 
 
 def study_attrs(plan: Plan) -> dict[str, Any]:
@@ -99,6 +135,9 @@ def study_attrs(plan: Plan) -> dict[str, Any]:
         "epochs": plan.template.train.epochs,
         "rungs": ",".join(map(str, plan.template.rungs.epochs)) if plan.template.rungs else "",
         "eta": plan.template.rungs.eta if plan.template.rungs else 0.0,
+        **({"latency": json.dumps({**LATENCY_SETUP, "device": str(driver_device(plan.config)), "dtype": "float32 "
+                                   "on CPU, bfloat16 on CUDA", "memory_format": "channels_last"}, sort_keys=True)}
+           if plan.latency_of else {}),
     }
 
 
@@ -108,7 +147,7 @@ def open_study(plan: Plan, storage: optuna.storages.BaseStorage) -> optuna.Study
     attrs = study_attrs(plan)
 
     def setup(study: optuna.Study) -> None:
-        study.set_metric_names(list(strategy.metric_names))
+        study.set_metric_names(list(plan.metric_names))
         for key, value in attrs.items():
             if key != "kind":
                 study.set_user_attr(key, value)
@@ -118,14 +157,15 @@ def open_study(plan: Plan, storage: optuna.storages.BaseStorage) -> optuna.Study
             study.enqueue_trial(base, user_attrs={"enqueued": "base architecture"})
         study.set_user_attr("kind", attrs["kind"])  # last: a joining worker waits for a complete record
 
-    study = create_or_join(config.study, storage, directions=list(strategy.directions),
+    study = create_or_join(config.study, storage, directions=list(plan.directions),
                            sampler=strategy.make(config.seed, config.trials), setup=setup)
     existing = study.user_attrs
     if existing.get("kind") != "nas":
         raise UserError(f"study {config.study!r} is a {existing.get('kind')} study, not a NAS study")
-    if [d.name.lower() for d in study.directions] != list(strategy.directions):
-        raise UserError(f"study {config.study!r} was created with sampler {existing.get('sampler')!r}, "
-                        f"whose objectives differ from {strategy.name!r}'s")
+    if [d.name.lower() for d in study.directions] != list(plan.directions):
+        raise UserError(f"study {config.study!r} was created with sampler {existing.get('sampler')!r} and "
+                        f"objectives {','.join(study.metric_names or ())}, which differ from {strategy.name!r} with "
+                        f"{','.join(plan.metric_names)}")
     for key in ("space", "resolution", "dataset", "rungs"):
         if existing.get(key, attrs[key] if key == "rungs" else None) != attrs[key]:
             raise UserError(f"study {config.study!r} was created with another {key} ({existing.get(key)!r}); give "
@@ -136,7 +176,7 @@ def open_study(plan: Plan, storage: optuna.storages.BaseStorage) -> optuna.Study
 def planner_for(plan: Plan, study: optuna.Study) -> TrialPlanner:
     return TrialPlanner(study=study, propose=space_proposer(plan.space, plan.config.resolution), budget=plan.budget,
                         template=plan.template, n_trials=plan.config.trials, target_macs=plan.target_macs,
-                        objectives=plan.strategy.metric_names)
+                        objectives=plan.metric_names, latency_of=plan.latency_of)
 
 
 def replica(config: StudyConfig, device: str) -> TrialPlanner:
@@ -181,10 +221,12 @@ def print_summary(study: optuna.Study, *, target_macs: float, out: TextIO) -> No
     if not front:
         print("No complete trial yet.", file=out)
         return
-    rows = [("trial", "accuracy", "MACs", "params", "reward", "arch")]
+    latency = any(r.latency_ms is not None for r in front)
+    rows = [("trial", "accuracy", "MACs", "params", "reward", *(("latency ms",) if latency else ()), "arch")]
     for r in front:
         rows.append((str(r.number), f"{r.accuracy:.4f}", f"{r.macs:,}", f"{r.params:,}",
-                     f"{selection.mnas_reward(r.accuracy, r.macs, target_macs):.4f}", r.arch))
+                     f"{selection.mnas_reward(r.accuracy, r.macs, target_macs):.4f}",
+                     *((f"{r.latency_ms:.3f}" if r.latency_ms is not None else "",) if latency else ()), r.arch))
     print(f"Pareto front: {len(front)} of {len(selection.measured(records))} complete trials (accuracy up, MACs "
           "down)", file=out)
     print("\n".join(text_table(rows, left=(5,))), file=out)

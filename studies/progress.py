@@ -1,4 +1,5 @@
-"""A one-line progress display: trials done of total, best so far, time left."""
+"""One-line progress displays: a study's trials (done of total, best so far, time left) and a training run's
+epoch (steps, loss, images/s, time left)."""
 from __future__ import annotations
 
 import sys
@@ -23,9 +24,7 @@ class Progress:
     def _draw(self) -> None:
         elapsed = time.perf_counter() - self.start
         finished = self.done - self.start_done
-        width = 24
-        filled = int(width * self.done / max(1, self.total))
-        bar = "#" * filled + "." * (width - filled)
+        bar = _bar(self.done / max(1, self.total))
         left = "--"
         if finished > 0:
             left = duration(elapsed / finished * max(0, self.total - self.done))
@@ -50,3 +49,42 @@ class Progress:
 def duration(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _bar(fraction: float, width: int = 24) -> str:
+    filled = int(width * min(1.0, max(0.0, fraction)))
+    return "#" * filled + "." * (width - filled)
+
+
+class EpochProgress:
+    """A bar per epoch of a training run. On a terminal it redraws at most every ``interval`` seconds (reading
+    the loss from the device only then); elsewhere it writes one line when the epoch ends."""
+
+    def __init__(self, *, epoch: int, epochs: int, images_per_step: int, stream: TextIO = sys.stderr,
+                 interval: float = 0.25) -> None:
+        self.epoch, self.epochs, self.images_per_step = epoch, epochs, images_per_step
+        self.stream, self.interval, self.tty = stream, interval, stream.isatty()
+        self.start = self.drawn = time.perf_counter()
+        self.loss: float | None = None
+
+    def step(self, done: int, steps: int, loss) -> None:
+        now = time.perf_counter()
+        if self.tty and (now - self.drawn >= self.interval or done == steps):
+            self.drawn, self.loss = now, float(loss)
+            self.stream.write("\r\033[K" + self._line(done, steps, now))
+            self.stream.flush()
+
+    def _line(self, done: int, steps: int, now: float) -> str:
+        elapsed = max(now - self.start, 1e-9)
+        speed = done * self.images_per_step / elapsed
+        left = duration(elapsed / max(done, 1) * (steps - done))
+        loss = f"loss {self.loss:.4f}" if self.loss is not None else "loss --"
+        return (f"epoch {self.epoch}/{self.epochs} [{_bar(done / max(1, steps))}] {done}/{steps} steps  {loss}  "
+                f"{speed:,.0f} img/s  ~{left} left")
+
+    def close(self, summary: str) -> None:
+        """The epoch's last line, with what validation said."""
+        elapsed = duration(time.perf_counter() - self.start)
+        line = f"epoch {self.epoch}/{self.epochs} done in {elapsed}: {summary}"
+        self.stream.write(("\r\033[K" if self.tty else "") + line + "\n")
+        self.stream.flush()

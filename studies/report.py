@@ -1,4 +1,5 @@
-"""``effnas report``: HTML pages for the studies in a storage, and an export of their trials."""
+"""``effnas report``: HTML pages for the studies in a storage and the training runs under runs/train, and an
+export of the studies' trials."""
 from __future__ import annotations
 
 import io
@@ -7,15 +8,19 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
+from search.checkpoint import run_folders
 from search.files import check_writable, write_atomic
 from space.errors import UserError
 from studies.storage import mask_url, open_storage
 
 EXPORT_SUFFIXES = (".csv", ".parquet")
+DEFAULT_RUNS = "runs/train"
 
 
-def run_report(*, storage_url: str, names: list[str] | None, out: str, export: str | None) -> list[Path]:
-    """Check every output path, then write the pages (and the export); nothing is written on a bad path."""
+def run_report(*, storage_url: str, names: list[str] | None, out: str, export: str | None,
+               runs: str = DEFAULT_RUNS) -> list[Path]:
+    """Pages for the studies of ``storage_url`` and the training runs under ``runs``; every output path is
+    checked first, so nothing is written on a bad one. Without any training run the storage must hold a study."""
     out_dir = Path(out)
     check_writable(out_dir, what="--out", directory=True)
     if export is not None:
@@ -25,9 +30,15 @@ def run_report(*, storage_url: str, names: list[str] | None, out: str, export: s
         if not Path(export).parent.resolve().is_dir():
             raise UserError(f"--export {export!r}: directory {str(Path(export).parent)!r} does not exist")
         check_writable(Path(export), what="--export")
-    storage = open_storage(storage_url, write=False)
-    available = optuna.get_all_study_names(storage)
-    if not available:
+    run_dirs = run_folders(Path(runs))
+    try:
+        storage = open_storage(storage_url, write=False)
+        available = optuna.get_all_study_names(storage)
+    except UserError:
+        if names or export or not run_dirs:
+            raise
+        storage, available = None, []
+    if not available and not run_dirs:
         raise UserError(f"storage {mask_url(storage_url)!r} holds no study")
     chosen = names or sorted(available)
     missing = [n for n in chosen if n not in available]
@@ -35,7 +46,7 @@ def run_report(*, storage_url: str, names: list[str] | None, out: str, export: s
         raise UserError(f"no study {missing[0]!r} in the storage; available: {', '.join(sorted(available))}")
     from reports.html import write_report
 
-    pages = write_report(storage, names=chosen, out=out_dir, storage_label=mask_url(storage_url))
+    pages = write_report(storage, names=chosen, out=out_dir, storage_label=mask_url(storage_url), runs=run_dirs)
     if export is not None:
         export_trials(storage, chosen, Path(export))
     return pages

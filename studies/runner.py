@@ -59,11 +59,11 @@ def preflight(config: StudyConfig) -> DataInfo:
     from search.worker import load_cached
 
     data = load_cached(config.dataset, resolution=config.resolution, split_seed=config.seed,
-                       val_fraction=config.train.val_fraction, device=_driver_device(config))
+                       val_fraction=config.train.val_fraction, device=driver_device(config))
     return DataInfo(num_classes=data.num_classes, split=dict(data.split), channels=data.channels)
 
 
-def _driver_device(config: StudyConfig):
+def driver_device(config: StudyConfig):
     import torch
 
     from search.train import pick_device

@@ -70,7 +70,7 @@ def resolve_baseline(text: str, *, config: StudyConfig) -> Baseline:
             arch, resolution = ArchSpec.parse(chosen.arch), int(chosen.resolution)
             label = f"{config.study} trial {chosen.number}"
     else:
-        arch, preset = presets.resolve(text)
+        arch, preset = presets.efficientnet(text, role="the baseline to scale"), presets.PRESETS.get(text)
         resolution, label = (preset.resolution, preset.name) if preset else (224, "arch string")
     if "resolution" in config.explicit:
         resolution = config.resolution

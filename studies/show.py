@@ -8,19 +8,25 @@ from space.arch import check_dims
 from space.compound import check_multiplier, scale
 from space.cost import stage_costs
 from space.errors import UserError
+from space.references import ResNetSpec
 from studies.tables import extent, text_table
 
 
 def describe(text: str, *, width: float | None = None, depth: float | None = None,
              resolution: int | None = None, num_classes: int = 1000, dims: int | None = None,
              in_channels: int | None = None) -> dict:
-    """The JSON-able description of a preset or arch string, scaled, at a resolution, as an image or volume
-    network (``dims``) with ``in_channels`` input channels (both default to the arch string's)."""
+    """The JSON-able description of a preset, reference or arch string, scaled, at a resolution, as an image or
+    volume network (``dims``) with ``in_channels`` input channels (both default to the arch string's)."""
     for name, value in (("width", width), ("depth", depth)):
         if value is not None:
             check_multiplier(name, value)
     arch, preset = presets.resolve(text)
-    if preset is not None:
+    reference = isinstance(arch, ResNetSpec)
+    if reference and (width, depth, dims, in_channels) != (None, None, None, None):
+        raise UserError(f"{text} is a reference network: it takes no --width, --depth, --dims or --in-channels")
+    if reference:
+        resolution = 224 if resolution is None else resolution
+    elif preset is not None:
         arch = preset.arch(width=width, depth=depth)
         resolution = preset.resolution if resolution is None else resolution
     else:
@@ -40,11 +46,13 @@ def describe(text: str, *, width: float | None = None, depth: float | None = Non
         "preset": preset.name if preset else None,
         "dims": arch.dims,
         "in_channels": arch.in_channels,
+        "reference": str(arch) if reference else None,
         "resolution": resolution,
         "num_classes": num_classes,
         "params": sum(r.params for r in rows),
         "macs": sum(r.macs for r in rows),
-        "stem": {"channels": arch.stem, "out_size": stem.out_size, "params": stem.params, "macs": stem.macs},
+        "stem": {"channels": arch.stem, "kernel": 7 if reference else 3, "out_size": stem.out_size,
+                 "params": stem.params, "macs": stem.macs},
         "stages": [_stage_row(s, r) for s, r in zip(arch.stages, stage_rows)],
         "head": {"channels": arch.head, "params": head.params, "macs": head.macs},
     }
@@ -62,18 +70,21 @@ def _stage_row(stage, row) -> dict:
 def format_table(info: dict) -> str:
     dims = info.get("dims", 2)
     header = ("stage", "block", "k", "s", "e", "se", "r", "ch", "out", "params", "MACs")
-    rows = [("stem", "conv", "3", "2", "-", "-", "1", str(info["stem"]["channels"]),
-             extent(info["stem"]["out_size"], dims=dims), f"{info['stem']['params']:,}", f"{info['stem']['macs']:,}")]
+    reference = info.get("reference") is not None
+    rows = [("stem", "conv+pool" if reference else "conv", str(info["stem"].get("kernel", 3)), "2", "-", "-", "1",
+             str(info["stem"]["channels"]), extent(info["stem"]["out_size"], dims=dims), f"{info['stem']['params']:,}",
+             f"{info['stem']['macs']:,}")]
     for i, s in enumerate(info["stages"]):
         rows.append((str(i), s["block"], str(s["kernel"]), str(s["stride"]), _num(s["expansion"]),
                      _num(s["se"]) if s["se"] else "-", str(s["repeats"]), str(s["channels"]),
                      extent(s["out_size"], dims=dims), f"{s['params']:,}", f"{s['macs']:,}"))
-    rows.append(("head", "conv+fc", "1", "1", "-", "-", "1", str(info["head"]["channels"]),
+    rows.append(("head", "fc" if reference else "conv+fc", "1", "1", "-", "-", "1", str(info["head"]["channels"]),
                  f"{info['num_classes']}", f"{info['head']['params']:,}", f"{info['head']['macs']:,}"))
     rows.append(("total", "", "", "", "", "", "", "", "", f"{info['params']:,}", f"{info['macs']:,}"))
     lines = text_table([header, *rows], left=(0, 1), rule=True)
     volume = f" volume, {info['in_channels']} input channel(s)" if dims == 3 else ""
-    title = f"{info['preset'] or 'architecture'} at {extent(info['resolution'], dims=dims)}{volume}, " \
+    name = info["preset"] or info.get("reference") or "architecture"
+    title = f"{name} at {extent(info['resolution'], dims=dims)}{volume}, " \
             f"{info['num_classes']} classes"
     note = (f"params {info['params']:,}  MACs {info['macs']:,} ({info['macs'] / 1e9:.3f} G)\n"
             "MACs are multiply-adds of convolutions and the classifier (the paper's \"FLOPs\").")

@@ -98,7 +98,7 @@ def test_no_import_cycles():
 
 
 def test_the_layout_test_sees_imports_inside_functions():
-    assert "search.worker" in GRAPH["studies.runner"]  # imported inside check_data
+    assert "search.worker" in GRAPH["studies.runner"]  # imported inside preflight
     assert layer("studies.cli") > layer("space.errors")
 
 

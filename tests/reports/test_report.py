@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -76,7 +77,8 @@ def test_report_bad_input(nas_storage, tmp_path, args, fragment):
 
 
 def test_report_missing_storage(tmp_path):
-    result = effnas("report", "--storage", f"sqlite:///{tmp_path}/none.db", "--out", str(tmp_path / "r"))
+    result = effnas("report", "--storage", f"sqlite:///{tmp_path}/none.db", "--out", str(tmp_path / "r"),
+                    cwd=tmp_path)
     assert_user_error(result, "does not exist")
     assert list(tmp_path.iterdir()) == []
 
@@ -106,3 +108,34 @@ def test_pareto_plot_renders_one_point_per_trial_in_chromium(report_dir, nas_sto
 def test_index_links_every_study(report_dir, tmp_path):
     dom = render(report_dir / "index.html", f"--user-data-dir={tmp_path}")
     assert safe_name("small") in dom and safe_name(EVIL) in dom
+
+
+@pytest.fixture(scope="module")
+def run_report_dir(trained_run, tmp_path_factory):
+    """Only training runs: the storage does not exist, which is fine when there are runs to report."""
+    out = tmp_path_factory.mktemp("runs-report")
+    result = effnas("report", "--storage", f"sqlite:///{out}/none.db", "--runs", str(trained_run.parent), "--out",
+                    str(out / "r"))
+    assert result.returncode == 0, result.stderr
+    return out / "r"
+
+
+def test_a_training_run_gets_a_self_contained_page(run_report_dir, trained_run):
+    page = (run_report_dir / safe_name("run:tiny")).read_text()
+    assert not re.search(r"(https?:)?//[a-z0-9.-]+\\.[a-z]{2,}", page, re.I)
+    evaluation = json.loads((trained_run / "evaluation.json").read_text())
+    assert page.count('src="data:image/png;base64,') == len(evaluation["examples"]) > 0
+    assert f"{evaluation['test']['accuracy']:.4f}" in page and "test accuracy (held out" in page
+    index = (run_report_dir / "index.html").read_text()
+    assert safe_name("run:tiny") in index and "Training runs" in index
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (installed by .ci/run)")
+def test_the_run_page_renders_its_plots_and_images_in_chromium(run_report_dir, trained_run, tmp_path):
+    dom = render(run_report_dir / safe_name("run:tiny"), f"--user-data-dir={tmp_path}")
+    curves = dom.split('id="curves"', 1)[1].split('id="confusion"', 1)[0]
+    confusion = dom.split('id="confusion"', 1)[1]
+    assert "main-svg" in curves and curves.count('class="scatterlayer') >= 1
+    assert "main-svg" in confusion and "heatmaplayer" in confusion
+    evaluation = json.loads((trained_run / "evaluation.json").read_text())
+    assert dom.count('<figure class="example') == len(evaluation["examples"])

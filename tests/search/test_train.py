@@ -26,8 +26,8 @@ def test_same_seed_same_accuracy_and_it_learns():
 
 
 def test_lr_schedule_warms_up_and_decays():
-    from search.train import _lr_factor
+    from search.train import lr_factor
 
-    factors = [_lr_factor(s, 100, 10) for s in range(100)]
+    factors = [lr_factor(s, 100, 10) for s in range(100)]
     assert factors[0] == 0.1 and factors[9] == 1.0
     assert all(a >= b for a, b in zip(factors[10:], factors[11:])) and factors[-1] < 0.01

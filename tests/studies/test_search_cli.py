@@ -218,3 +218,26 @@ def test_a_training_setting_is_declared_once_and_recorded(tmp_path):
 
     assert load_config(file=tmp_path / "study.toml").train.grad_clip == 2.5
     assert_user_error(effnas("search", "--grad-clip", "0", "--storage", url, cwd=tmp_path), "grad_clip")
+
+
+@pytest.mark.slow
+def test_latency_as_a_third_objective(tmp_path):
+    db = tmp_path / "l.db"
+    result = effnas("search", "--study", "l", "--storage", f"sqlite:///{db}", "--trials", "2",
+                    "--objectives", "accuracy,macs,latency_ms", *FAST, env={"OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr
+    study = load(db, "l")
+    assert study.metric_names == ["accuracy", "macs", "latency_ms"]
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE", "MINIMIZE"]
+    assert "latency ms" in result.stdout and '"runs": 50' in study.user_attrs["latency"]
+    for trial in study.get_trials(states=(TrialState.COMPLETE,)):
+        assert trial.values[2] == trial.user_attrs["latency_ms"] > 0
+    again = effnas("search", "--study", "l", "--storage", f"sqlite:///{db}", "--trials", "2", *FAST)
+    assert_user_error(again, "objectives accuracy,macs,latency_ms")
+
+
+def test_latency_objective_needs_a_pareto_sampler(tmp_path):
+    result = effnas("search", "--study", "m", "--storage", f"sqlite:///{tmp_path}/m.db", "--sampler", "mnas",
+                    "--objectives", "accuracy,macs,latency_ms", *FAST)
+    assert_user_error(result, "applies to the Pareto samplers")
+    assert list(tmp_path.iterdir()) == []

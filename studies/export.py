@@ -1,0 +1,166 @@
+"""``effnas export``: a trained network as ONNX (checked against torch with onnxruntime), a ``torch.export``
+program (.pt2), or a timm state dict plus the recipe that rebuilds it in timm.
+
+Each export goes beside the run (``RUN/export/``) unless ``--out`` names a path, is written atomically, and
+gets a JSON sidecar with what its input needs: resolution, the training split's mean and std (of pixels in
+[0, 1]) and the class names.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models import timm_compat
+from search import checkpoint
+from search.checkpoint import Trained, load_trained
+from search.files import write_atomic
+from space import presets
+from space.errors import SearchError, UserError
+
+FORMATS = ("onnx", "pt2", "timm")
+ONNX_TOLERANCE = 1e-4
+
+
+def output_path(trained: Trained, fmt: str, out: str | None) -> Path:
+    if out is not None:
+        path = Path(out)
+    else:
+        name = "timm" if fmt == "timm" else f"model.{fmt}"
+        path = trained.path.parent.parent / "export" / name
+    if fmt == "timm":
+        if path.exists() and not path.is_dir():
+            raise UserError(f"--out {str(path)!r} exists and is not a directory (a timm export is a folder)")
+    elif path.is_dir():
+        raise UserError(f"--out {str(path)!r} is a directory; give a file name")
+    if out is not None and not path.parent.is_dir():
+        raise UserError(f"--out {out!r}: directory {str(path.parent)!r} does not exist")
+    return path
+
+
+def export(text: str, *, fmt: str, out: str | None = None, batch: int = 8) -> dict[str, Any]:
+    if fmt not in FORMATS:
+        raise UserError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    trained = load_trained(text)
+    path = output_path(trained, fmt, out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    example = check_inputs(trained, batch=batch)
+    result = {"format": fmt, "path": str(path), "weights": trained.weights}
+    if fmt == "onnx":
+        result["max_abs_error"] = _onnx(trained.model, example, path)
+    elif fmt == "pt2":
+        result["max_abs_error"] = _pt2(trained.model, example, path)
+    else:
+        _timm(trained, path)
+        return result
+    checkpoint.write_json(path.with_name(path.name + ".json"), _inputs(trained))
+    return result
+
+
+def check_inputs(trained: Trained, *, batch: int) -> torch.Tensor:
+    """Inputs an export is checked on: validation images of the run (its evaluation's examples), normalised as in
+    training, else random pixels. Gaussian noise would be far outside what the network saw: a trained B0's logits
+    reach ~190 on it, where float32 itself is off by ~5e-4, against ~1.7 and ~2e-6 on its images."""
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    evaluation = trained.path.parent.parent / checkpoint.EVALUATION
+    examples = checkpoint.read_json(evaluation).get("examples", []) if evaluation.exists() else []
+    if examples:
+        images = [torch.from_numpy(np.asarray(Image.open(io.BytesIO(base64.b64decode(e["png"]))).convert("RGB"))
+                                   .copy()).permute(2, 0, 1) for e in examples[:max(batch, 1)]]
+        pixels = torch.stack(images)
+    else:
+        size = trained.resolution
+        pixels = torch.randint(0, 256, (batch, 3, size, size), generator=torch.Generator().manual_seed(0))
+    return trained.normalize(pixels)
+
+
+def _inputs(trained: Trained) -> dict[str, Any]:
+    return {"input": "float32 N x 3 x R x R, RGB, (pixels / 255 - mean) / std", "resolution": trained.resolution,
+            "mean": trained.config["mean"], "std": trained.config["std"], "classes": trained.classes,
+            "arch": trained.config["arch"], "weights": trained.weights}
+
+
+def _temporary(path: Path) -> Path:
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    return Path(name)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The ONNX exporter logs what it skips (torchvision's operators) and warns about its own internals."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> float:
+    """Export with a dynamic batch, run the file with onnxruntime and compare with torch; only a file that
+    agrees within ONNX_TOLERANCE is kept."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise UserError("--format onnx needs onnx, onnxscript and onnxruntime: pip install 'effnas[export]'") from None
+    temporary = _temporary(path)
+    try:
+        batch = torch.export.Dim("batch", min=1, max=4096)
+        with _quiet():
+            torch.onnx.export(model, (example,), str(temporary), input_names=["images"], output_names=["logits"],
+                              dynamic_shapes=({0: batch},), dynamo=True, external_data=False, verbose=False)
+        session = onnxruntime.InferenceSession(str(temporary), providers=["CPUExecutionProvider"])
+        error = 0.0
+        for inputs in (example, example[:1]):
+            with torch.no_grad():
+                expected = model(inputs).numpy()
+            got = session.run(["logits"], {"images": inputs.numpy()})[0]
+            error = max(error, float(abs(got - expected).max()))
+        if error > ONNX_TOLERANCE:
+            raise SearchError(f"the ONNX export differs from torch by {error:.2e} on the run's images (> "
+                              f"{ONNX_TOLERANCE}); not written")
+        os.replace(temporary, path)
+        return error
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _pt2(model: torch.nn.Module, example: torch.Tensor, path: Path) -> float:
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    with _quiet():
+        program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+    temporary = _temporary(path)
+    try:
+        torch.export.save(program, str(temporary))
+        with torch.no_grad():
+            error = float((program.module()(example) - model(example)).abs().max())
+        os.replace(temporary, path)
+        return error
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _timm(trained: Trained, folder: Path) -> None:
+    """folder/model.safetensors (timm's keys) and folder/recipe.json (see models/timm_compat.py)."""
+    arch = presets.network(trained.config["network"])
+    values = {**timm_compat.recipe(arch, num_classes=int(trained.config["num_classes"])), **_inputs(trained)}
+    weights = timm_compat.state_dict(trained.model.state_dict(), arch)
+    folder.mkdir(exist_ok=True)
+    write_atomic(folder / "model.safetensors", checkpoint.to_bytes(weights, {"format": "pt"}))
+    write_atomic(folder / "recipe.json", json.dumps(values, indent=2) + "\n")

@@ -1,0 +1,124 @@
+"""predict, export and bench on a trained run (the session's ``trained_run``), as a user runs them."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from search.checkpoint import load_trained
+from studies.cli import main
+from studies.export import export
+from tests.conftest import TINY
+
+
+def test_predict_prints_classes_of_pngs(trained_run, digit_pngs, capsys):
+    images = sorted(str(p) for p in digit_pngs.rglob("*.png"))[:4]
+    assert main(["predict", str(trained_run), *images, "--top-k", "3", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["image"] for r in rows] == images
+    for row in rows:
+        probabilities = [t["probability"] for t in row["top"]]
+        assert len(row["top"]) == 3 and probabilities == sorted(probabilities, reverse=True)
+        assert {t["class"] for t in row["top"]} <= {str(d) for d in range(10)}
+    assert main(["predict", str(trained_run), images[0]]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(images[0] + ": ") and line.count(",") == 4  # five classes by default
+
+
+def test_predict_agrees_with_the_final_evaluation(trained_run, digit_pngs):
+    """The test images' accuracy through predict equals the run's held-out accuracy in evaluation.json."""
+    from studies.predict import predict
+
+    images = sorted(digit_pngs.rglob("*.png"))
+    rows = predict(str(trained_run), [str(p) for p in images], top_k=1)
+    correct = sum(row["top"][0]["class"] == path.parent.name for row, path in zip(rows, images))
+    evaluation = json.loads((trained_run / "evaluation.json").read_text())
+    assert correct / len(images) == pytest.approx(evaluation["test"]["accuracy"])
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["predict", "nowhere", "x.png"], "does not exist"),
+    (["export", "nowhere", "--format", "onnx"], "neither a training run folder"),
+    (["bench", "resnet18", "--runs", "10"], "at least 10 warm-up and 50 timed runs"),
+    (["bench", "efficientnet-b0", "--device", "tpu"], "expected cpu, cuda or cuda:N"),
+])
+def test_bad_input(args, fragment, capsys):
+    assert main(args) == 2
+    assert fragment in capsys.readouterr().err
+
+
+def test_onnx_export_matches_torch(trained_run, tmp_path):
+    pytest.importorskip("onnxruntime")
+    result = export(str(trained_run), fmt="onnx", out=str(tmp_path / "m.onnx"))
+    assert result["max_abs_error"] <= 1e-4 and result["weights"] == "ema"
+    import onnxruntime
+
+    trained = load_trained(str(trained_run))
+    x = torch.randn(5, 3, 16, 16)
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"images": x.numpy()})[0]
+    with torch.no_grad():
+        assert abs(got - trained.model(x).numpy()).max() <= 1e-4  # another batch size than the export's
+    sidecar = json.loads((tmp_path / "m.onnx.json").read_text())
+    assert sidecar["classes"] == [str(d) for d in range(10)] and sidecar["resolution"] == 16
+
+
+def test_pt2_export_runs_as_the_network(trained_run, tmp_path):
+    result = export(str(trained_run), fmt="pt2", out=str(tmp_path / "m.pt2"))
+    program = torch.export.load(str(tmp_path / "m.pt2"))
+    trained = load_trained(str(trained_run))
+    x = torch.randn(3, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(program.module()(x), trained.model(x), atol=1e-5)
+    assert result["max_abs_error"] <= 1e-5
+
+
+def test_timm_export_keys_map_one_to_one(trained_run, tmp_path):
+    export(str(trained_run), fmt="timm", out=str(tmp_path / "timm"))
+    recipe = json.loads((tmp_path / "timm" / "recipe.json").read_text())
+    weights = load_file(tmp_path / "timm" / "model.safetensors")
+    trained = load_trained(str(trained_run))
+    assert len(weights) == len(trained.model.state_dict())
+    assert "conv_stem.weight" in weights and "blocks.1.0.conv_pwl.weight" in weights
+    assert recipe["arch_def"] == [["ds_r1_k3_s1_e1_c8_se0.25"], ["ir_r2_k3_s2_e3_c16"]]
+    timm = pytest.importorskip("timm")  # needs torchvision; CI has none: checked where timm imports
+    from models.timm_compat import build_timm
+
+    theirs = build_timm(recipe).eval()
+    theirs.load_state_dict(weights)
+    assert isinstance(theirs, timm.models.efficientnet.EfficientNet)
+    assert sum(p.numel() for p in theirs.parameters()) == sum(p.numel() for p in trained.model.parameters())
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(theirs(x), trained.model(x), atol=1e-5)
+
+
+def test_timm_recipes_of_presets_and_references_rebuild_the_network():
+    """Parameter for parameter, and output for output, for every preset and reference (where timm imports)."""
+    from models import build
+    from models.timm_compat import build_timm, recipe, state_dict
+    from space import presets
+
+    pytest.importorskip("timm")
+    for name in ("efficientnet-b0", "efficientnet-b3", "mobilenetv2", "mnasnet-a1", "resnet18", "resnet50"):
+        arch = presets.network(name)
+        ours = build(arch, num_classes=5).eval()
+        theirs = build_timm(recipe(arch, num_classes=5)).eval()
+        theirs.load_state_dict(state_dict(ours.state_dict(), arch))
+        x = torch.randn(1, 3, 64, 64)
+        with torch.no_grad():
+            assert torch.allclose(theirs(x), ours(x), atol=1e-4), name
+
+
+def test_bench_reports_what_it_measured(trained_run, capsys):
+    assert main(["bench", str(trained_run), "--json", "--threads", "1"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["resolution"] == 16 and result["batch"] == 1 and result["runs"] == 50 and result["warmup"] == 10
+    assert result["device"] == "cpu" and result["dtype"] == "float32" and result["memory_format"] == "channels_last"
+    assert result["torch"] == torch.__version__ and result["threads"] == 1
+    assert 0 < result["median_ms"] <= result["p90_ms"]
+    assert result["images_per_second"] == pytest.approx(1000 / result["median_ms"])
+    assert main(["bench", TINY, "--resolution", "32", "--batch", "4"]) == 0
+    assert "batch 4 at 32px" in capsys.readouterr().out
