@@ -66,7 +66,8 @@ def family_body(study: optuna.Study, records: list[TrialRecord], frame: pd.DataF
     if members:
         parts.append("<h2>Accuracy against MACs, per φ</h2>")
         parts.append(figure_html(figures.family_accuracy_figure(table), "family-accuracy"))
-    parts.append("<h2>MACs per φ: real (after rounding) and nominal</h2>")
+    parts.append(f"<h2>MACs per φ: real (after rounding) and nominal, the baseline's "
+                 f"× ({constraint(base.dims)})^φ</h2>")
     parts.append(figure_html(figures.family_macs_figure(table, nominal=constraint(base.dims)), "family-macs"))
     parts.append(_family_table(table))
     parts.append("<h2>Trials</h2>")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from search import shapes3d
+from search import imagecache, shapes3d
 from search.folders import check_classes, class_files, class_names
 from search.memory import check_fits
 from search.volumes import load_volumes, read_volume, resize_volumes, volume_files
@@ -232,6 +232,9 @@ def _folder(root: Path, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
     files = image_files(root)
     check_classes(files, root=root, kind="folder", noun="images")
     check_fits(len(files), resolution, where=str(root))
+    if len(files) >= imagecache.min_images():  # decoded once on every core, then memory-mapped
+        images, labels = imagecache.cached_images(root, files, resolution)
+        return torch.from_numpy(images), torch.from_numpy(labels)
     images = torch.empty((len(files), 3, resolution, resolution), dtype=torch.uint8)
     for row, (path, _) in enumerate(files):
         images[row] = read_image(path, resolution)
@@ -264,13 +267,32 @@ def _split(name: str, images: torch.Tensor, labels: torch.Tensor, *, seed: int, 
     val, train = order[:n_val], order[n_val:]
     train_x = images[train]
     scale = 255.0 if images.dtype == torch.uint8 else 1.0
-    values = train_x.float().div(scale)
-    axes = (0, *range(2, images.ndim))  # every axis but the channels
-    shape = (1, images.shape[1]) + (1,) * (images.ndim - 2)
-    mean = values.mean(dim=axes).view(shape)
-    std = values.std(dim=axes).clamp_min(1e-3).view(shape)
+    mean, std = _channel_stats(train_x, scale)
     return Dataset(
         name=name, train_x=train_x, train_y=labels[train], val_x=images[val], val_y=labels[val],
         num_classes=int(labels.max()) + 1, mean=mean, std=std, scale=scale, classes=classes,
         split={"train": len(train), "validation": n_val, "val_fraction": val_fraction, "split_seed": seed},
     )
+
+
+STATS_IN_ONE_PASS = 1 << 26  # elements: below this a float copy of the training set is small (<= 256 MB)
+
+
+def _channel_stats(x: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of ``x / scale`` (N x C x ...), shaped to broadcast over a batch. A large set
+    is summed chunk by chunk in float64, so the statistics add a chunk's float copy to memory, not the set's."""
+    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    if x.numel() <= STATS_IN_ONE_PASS:
+        values = x.float().div(scale)
+        axes = (0, *range(2, x.ndim))  # every axis but the channels
+        return values.mean(dim=axes).view(shape), values.std(dim=axes).clamp_min(1e-3).view(shape)
+    total = torch.zeros(x.shape[1], dtype=torch.float64)
+    squares = torch.zeros(x.shape[1], dtype=torch.float64)
+    for begin in range(0, len(x), RESIZE_CHUNK):
+        flat = x[begin:begin + RESIZE_CHUNK].to(torch.float64).div(scale).transpose(0, 1).reshape(x.shape[1], -1)
+        total += flat.sum(dim=1)
+        squares += (flat * flat).sum(dim=1)
+    n = x.numel() // x.shape[1]
+    mean = total / n
+    std = ((squares - n * mean * mean) / max(1, n - 1)).clamp_min(0).sqrt()
+    return mean.float().view(shape), std.float().clamp_min(1e-3).view(shape)

@@ -10,6 +10,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 import optuna
@@ -125,11 +126,19 @@ def recover_dead_trials(study: optuna.Study) -> list[int]:
     """Fail and requeue RUNNING trials whose worker is gone; returns their numbers.
 
     A worker on this host is checked by its pid at once; one elsewhere by Optuna's heartbeat
-    (silent for longer than the grace period).
+    (silent for longer than the grace period); a trial that never recorded its worker (the process died between
+    ask and its first write, before any heartbeat) once it is older than the grace period.
     """
     recovered = []
     host = socket.gethostname()
+    now = datetime.now()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if "worker" not in trial.user_attrs:  # killed between ask() and recording itself: no heartbeat either
+            started = trial.datetime_start
+            if started is not None and (now - started).total_seconds() > GRACE_PERIOD and \
+                    fail_and_requeue(study, trial, "its worker died before recording itself"):
+                recovered.append(trial.number)
+            continue
         worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
         if worker_host == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
             if fail_and_requeue(study, trial, f"worker {worker_host}:{pid} died"):

@@ -42,7 +42,10 @@ class TrainSettings:
 
     epochs: int = setting(1, "training epochs (of each trial, in a study)", low=1)
     batch_size: int = setting(32, "training batch size", low=1)
-    lr: float = setting(3e-3, "peak learning rate (AdamW)", positive=True)
+    lr: float = setting(3e-3, "peak learning rate (AdamW) at --lr-batch images a step; scaled linearly with "
+                              "--batch-size", positive=True)
+    lr_batch: int = setting(32, "the batch size at which --lr is given: the peak is lr x batch-size / lr-batch",
+                            low=1)
     weight_decay: float = setting(0.05, "decoupled weight decay on weights", low=0)
     label_smoothing: float = setting(0.1, "label smoothing", low=0, high=1)
     warmup_fraction: float = setting(0.1, "share of the steps over which the learning rate warms up", low=0,
@@ -53,6 +56,13 @@ class TrainSettings:
     val_fraction: float = setting(0.2, "share of the training data held out for validation", positive=True,
                                   high=1)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N", pattern=r"auto|cpu|cuda(:\d+)?")
+    compile: bool = setting(False, "torch.compile the network for training (pays off on a GPU for trials of "
+                                   "many steps; see README)")
+
+    @property
+    def peak_lr(self) -> float:
+        """The learning rate at the top of the schedule: --lr scaled linearly from --lr-batch to --batch-size."""
+        return self.lr * self.batch_size / self.lr_batch
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

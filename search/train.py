@@ -63,7 +63,7 @@ def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Opt
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=settings.lr, fused=True)
+    return torch.optim.AdamW(groups, lr=settings.peak_lr, fused=True)
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:
@@ -88,7 +88,7 @@ class WarmupCosine:
     def for_training(cls, settings: TrainSettings, steps: int) -> WarmupCosine:
         """The schedule of ``settings.epochs`` epochs of ``steps`` steps."""
         total = steps * settings.epochs
-        return cls(peak=settings.lr, total=total, warmup=max(1, int(total * settings.warmup_fraction)))
+        return cls(peak=settings.peak_lr, total=total, warmup=max(1, int(total * settings.warmup_fraction)))
 
     def lr(self) -> float:
         return self.peak * lr_factor(self.step, self.total, self.warmup)
@@ -217,8 +217,9 @@ def train_and_evaluate(model: nn.Module, data: Dataset, settings: TrainSettings,
     batch = max(256, settings.batch_size)
     stopped_at, rung_accuracy = None, {}
     start = time.perf_counter()
+    trained = torch.compile(model) if settings.compile else model  # shares the parameters; evaluation stays eager
     for epoch in range(settings.epochs):
-        train_epoch(model, data, optimizer, schedule, settings, generator=generator, device=device)
+        train_epoch(trained, data, optimizer, schedule, settings, generator=generator, device=device)
         if judge is not None and epoch + 1 in judge_at:
             recalibrate_batch_norm(model, data, batch_size=batch)
             accuracy, val_loss = evaluate(model, data, batch_size=batch, device=device)

@@ -140,6 +140,29 @@ def _resnet_stage_costs(spec: ResNetSpec, resolution: int, num_classes: int) -> 
     return rows
 
 
+def activations(arch: Network, resolution: int) -> int:
+    """Elements one sample keeps for the backward pass, counted from the shapes alone: every convolution's
+    output and its batch norm's and activation's (three tensors of the conv's output size; a projection keeps
+    two), the stem, the blocks and the head conv. A planning bound for memory, not an exact count (autograd
+    frees some, and the SE and pooling add a little). ResNets: 0 (not estimated)."""
+    if isinstance(arch, ResNetSpec):
+        return 0
+    check_resolution(resolution)
+    dims = arch.dims
+    size = _down(resolution, 2)
+    total = 3 * arch.stem * size**dims
+    cin = arch.stem
+    for stage in arch.stages:
+        for repeat in range(stage.repeats):
+            mid = mid_channels(cin, stage)
+            if stage.block == "ir":
+                total += 3 * mid * size**dims
+            size = _down(size, stage.stride if repeat == 0 else 1)
+            total += 3 * mid * size**dims + 2 * stage.channels * size**dims
+            cin = stage.channels
+    return total + 3 * arch.head * size**dims
+
+
 def cost(arch: Network, resolution: int, *, num_classes: int = 1000) -> Cost:
     """Exact parameter count and conv + linear multiply-adds of any spec on a square (or cubic) input."""
     rows = stage_costs(arch, resolution, num_classes=num_classes)

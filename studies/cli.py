@@ -48,9 +48,14 @@ def add_config_flags(p: argparse.ArgumentParser, command: str, *, defaults: dict
         if f.name in DIMS_DEFAULTS[3]:
             shown = f"{shown}; in 3-D {'a 3-stage B0' if f.name == 'base' else DIMS_DEFAULTS[3][f.name]}"
         default = defaults.get(f.name, "none" if value is None else shown)
+        if f.kind is bool:
+            p.add_argument(f.flag, dest=f.name, default=argparse.SUPPRESS, action=argparse.BooleanOptionalAction,
+                           help=f"{f.help} (default: {'on' if value else 'off'})")
+            continue
         p.add_argument(f.flag, dest=f.name, default=argparse.SUPPRESS,
                        metavar=f.name.upper().rstrip("S") if f.kind is tuple else f.name.upper(),
-                       nargs="+" if f.kind is tuple else None, help=f"{f.help} (default: {default})")
+                       nargs="+" if f.kind is tuple else None,
+                       help=f.help if "default:" in f.help else f"{f.help} (default: {default})")
 
 
 def config_from_args(args: argparse.Namespace):

@@ -223,7 +223,7 @@ class Field:
     def _check_one(self, value: Any, kind: type, where: str) -> Any:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if isinstance(value, bool) or not isinstance(value, kind):
+        if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
             raise UserError(f"{where}: {self.name} must be {_kind_name(kind)}, got {value!r}")
         if kind is float and not math.isfinite(value):
             raise UserError(f"{where}: {self.name} must be finite, got {value!r}")
@@ -248,8 +248,8 @@ class Field:
             return tuple(self._parse_one(w, self.item) for w in words)
         return self._parse_one(text, self.kind)
 
-    def _parse_one(self, text: str, kind: type) -> Any:
-        if kind is str:
+    def _parse_one(self, text: str | bool, kind: type) -> Any:
+        if kind is str or kind is bool:  # argparse gives a bool flag (--compile / --no-compile) its value
             return text
         try:
             return _parse_int(text) if kind is int else float(text)
@@ -308,7 +308,7 @@ def _parse_int(text: str) -> int:
 
 
 def _kind_name(kind: type) -> str:
-    return {int: "an integer", float: "a number", str: "a string"}[kind]
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[kind]
 
 
 def _shown(value: Any) -> str:

@@ -13,14 +13,23 @@ import optuna
 from search import record, samplers, selection
 from search.fidelity import Rungs
 from search.record import TrialRecord
-from search.trial import Budget, LatencyOf, TrialPlanner, TrialTemplate, space_proposer
+from search.trial import Budget, LatencyOf, TrialPlanner, TrialTemplate, device_memory, space_proposer, training_memory
 from space import presets
 from space.cost import cost
 from space.errors import UserError
 from space.searchspace import SearchSpace
 from studies import __version__
 from studies.config import StudyConfig, space_options
-from studies.runner import create_or_join, drive, driver_device, preflight, settle_dims, storage_for, template
+from studies.runner import (
+    create_or_join,
+    drive,
+    driver_device,
+    preflight,
+    settle_dims,
+    storage_for,
+    template,
+    trial_device,
+)
 from studies.storage import mask_url
 from studies.tables import input_size, text_table
 
@@ -58,9 +67,10 @@ def plan_search(config: StudyConfig) -> Plan:
     rungs = rungs_of(config)
     data = preflight(config)
     space = replace(space, base=replace(base, in_channels=data.channels))
-    budget = Budget(max_macs=config.max_macs, max_params=config.max_params)
+    budget = Budget(max_macs=config.max_macs, max_params=config.max_params, memory=device_memory(trial_device(config)))
     smallest = cost(space.smallest(), config.resolution, num_classes=data.num_classes)
-    problems = budget.violations(smallest)
+    problems = budget.violations(smallest, need=training_memory(space.smallest(), config.resolution, smallest,
+                                                                batch_size=config.train.batch_size))
     if problems:
         raise UserError(f"no architecture of the search space fits the budget: even the smallest has "
                         f"{'; '.join(problems)}")

@@ -14,7 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search import lifecycle, record, selection
 from search.data import check_spec, dims_of
 from search.executors import make_executor
-from search.trial import Budget, Candidate, Proposal, TrialPlanner, TrialTemplate
+from search.trial import Budget, Candidate, Proposal, TrialPlanner, TrialTemplate, device_memory
 from space.arch import ArchSpec
 from space.errors import Terminated, UserError
 from studies.config import DEFAULT_STORAGE, StudyConfig, with_dims
@@ -179,8 +179,15 @@ def train_list(config: StudyConfig, study: optuna.Study, proposals: dict[tuple, 
     def propose(trial: optuna.Trial) -> Proposal:
         return proposals[tuple(round(trial.suggest_float(n, 0.0, 1e6), 6) for n in param_names)]
 
-    planner = TrialPlanner(study=study, propose=propose, budget=Budget(), template=template(config, num_classes),
+    planner = TrialPlanner(study=study, propose=propose, budget=Budget(memory=device_memory(trial_device(config))),
+                           template=template(config, num_classes),
                            n_trials=len(proposals), target_macs=study.user_attrs["base_macs"],
                            objectives=("accuracy", "macs"), before_ask=queue_next,
                            counts_toward=lambda t: key_of(t) is not None, reuse_duplicates=True)
     drive(config, planner, total=len(proposals), header=header, err=err)
+
+
+def trial_device(config: StudyConfig) -> str:
+    """The device a trial of this study trains on: the local workers' first --devices entry, else --device."""
+    devices = getattr(config, "worker_devices", None)
+    return devices[0] if devices else config.train.device

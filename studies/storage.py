@@ -158,4 +158,5 @@ def _creation_race(exc: Exception) -> bool:
 
     text = str(exc)
     return isinstance(exc, (IntegrityError, ProgrammingError, OperationalError)) and (
-        "already exists" in text or "duplicate" in text or "database is locked" in text)
+        "already exists" in text or "duplicate" in text or "database is locked" in text
+        or "UNIQUE constraint failed" in text)

@@ -13,6 +13,22 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 RUN = ["--dataset", "digits", "--resolution", "16"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def image_cache(tmp_path_factory):
+    """The decoded-image cache of folder datasets (and of every `effnas` the tests start) in a temporary folder,
+    never the user's ~/.cache."""
+    import os
+
+    folder = tmp_path_factory.mktemp("image-cache")
+    before = os.environ.get("EFFNAS_CACHE")
+    os.environ["EFFNAS_CACHE"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("EFFNAS_CACHE", None)
+    else:
+        os.environ["EFFNAS_CACHE"] = before
+
+
 @pytest.fixture(scope="session")
 def digit_pngs(tmp_path_factory):
     """digits/CLASS/N.png at 16 px: three images of each class, from the end of the bundled set."""

@@ -7,6 +7,7 @@ Every run goes through search.worker.run_trial, exactly as a study's trial does.
 """
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -43,7 +44,8 @@ def architectures(count: int) -> list[str]:
 
 def accuracy(arch: str, *, epochs: int, resolution: int, seed: int, batch: int = 32) -> tuple[float, float]:
     spec = TrialSpec(number=seed, arch=arch, resolution=resolution, dataset="digits", num_classes=10, split_seed=0,
-                     seed=seed, train=TrainSettings(epochs=epochs, batch_size=batch, device="cpu"))
+                     seed=seed, train=TrainSettings(epochs=epochs, batch_size=batch,
+                                                   device=os.environ.get("EFFNAS_BENCH_DEVICE", "cpu")))
     start = time.perf_counter()
     result = run_trial(spec)
     return result["accuracy"], time.perf_counter() - start

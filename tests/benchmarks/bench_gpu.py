@@ -1,8 +1,14 @@
-"""GPU figures (issue 4): training throughput of effnas's EfficientNet-B0 at 224 against torchvision's
-efficientnet_b0 on the same GPU, batch and precision (target >= 1.0x), and how busy the GPU is while a
-study of small trials shares it through Ray (target >= 85 %). Without a CUDA GPU it says so and stops."""
+"""GPU figures (issue 14): whether torch.compile pays off for a trial, and how busy one GPU is while a study of
+default-size trials runs on it with 1, 2 and 4 trial processes (``--workers K --devices cuda:0``), sampled
+through NVML every 0.1 s, with trials per minute and the per-trial time. B0's throughput against timm is
+bench_train's (python -m tests.benchmarks.bench_train cuda). Without a CUDA GPU it says so and stops.
+
+Needs torch, optuna (the study) and nvidia-ml-py; not ray, plotly or fvcore.
+"""
 from __future__ import annotations
 
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -13,76 +19,110 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-BATCH = 128
+STUDY_TRIALS = int(os.environ.get("EFFNAS_BENCH_TRIALS", "24"))
 
 
-def throughput(model: torch.nn.Module, steps: int = 30) -> float:
-    model = model.cuda().to(memory_format=torch.channels_last).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
-    x = torch.randn(BATCH, 3, 224, 224, device="cuda").contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 1000, (BATCH,), device="cuda")
-    for step in range(steps + 10):
-        if step == 10:
+def compile_payoff(resolution: int = 32, batch: int = 32, images: int = 1437) -> dict:
+    """Seconds of a default trial's epoch (digits' 1,437 training images at 32 px, batch 32) eager and compiled,
+    the compile time, and after how many epochs compiling pays for itself."""
+    from models import build
+    from search.settings import TrainSettings
+    from search.train import WarmupCosine, make_optimizer, train_epoch
+    from space import presets
+    from tests.benchmarks.bench_train import synthetic
+
+    device = torch.device("cuda")
+    data = synthetic(resolution, images, device)
+    settings = TrainSettings(batch_size=batch, epochs=4)
+    out = {}
+    for compiled in (False, True, "reduce-overhead"):
+        torch.manual_seed(0)
+        model = build(presets.network("efficientnet-b0"), num_classes=1000).to(device,
+                                                                               memory_format=torch.channels_last)
+        optimizer = make_optimizer(model, settings)
+        schedule = WarmupCosine(peak=settings.peak_lr, total=10**6, warmup=1)
+        net = model if not compiled else torch.compile(model, mode=None if compiled is True else compiled)
+        generator = torch.Generator(device=device).manual_seed(0)
+        times = []
+        for _ in range(4):
             torch.cuda.synchronize()
             start = time.perf_counter()
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    torch.cuda.synchronize()
-    return steps * BATCH / (time.perf_counter() - start)
+            train_epoch(net, data, optimizer, schedule, settings, generator=generator, device=device)
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+        name = {False: "eager", True: "compiled"}.get(compiled, compiled)
+        out[name] = {"first_epoch_s": times[0], "epoch_s": statistics.median(times[1:])}
+    eager, compiled = out["eager"]["epoch_s"], out["compiled"]["epoch_s"]
+    compile_s = out["compiled"]["first_epoch_s"] - compiled
+    out["compile_s"] = compile_s
+    out["break_even_epochs"] = compile_s / (eager - compiled) if eager > compiled else float("inf")
+    print(f"B0 at {resolution} px, batch {batch}, {images} images an epoch: eager {eager:.2f} s/epoch; compiled "
+          f"{compiled:.2f} s/epoch after {compile_s:.1f} s of compiling: pays off after "
+          f"{out['break_even_epochs']:.1f} epochs of one trial (each trial compiles its own architecture); "
+          f"with CUDA graphs (mode reduce-overhead) {out['reduce-overhead']['epoch_s']:.2f} s/epoch after "
+          f"{out['reduce-overhead']['first_epoch_s'] - out['reduce-overhead']['epoch_s']:.1f} s")
+    return out
 
 
-def busy_fraction_during_study() -> tuple[float, float]:
-    """Sample nvidia-smi's utilization while 4 small trials share the GPU through Ray."""
+def busy_during_study(workers: int, extra: tuple[str, ...] = ()) -> dict:
+    import optuna
+    import pynvml
+
+    pynvml.nvmlInit()
+    handle = pynvml.nvmlDeviceGetHandleByIndex(0)
     samples: list[int] = []
     stop = threading.Event()
 
     def sample() -> None:
-        while not stop.wait(0.2):
-            out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"],
-                                 capture_output=True, text=True).stdout.split()
-            if out:
-                samples.append(int(out[0]))
+        while not stop.wait(0.1):
+            samples.append(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
 
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "studies.cli", "search", "--executor", "ray", "--gpus-per-trial", "0.25",
-                   "--cpus-per-trial", "2", "--study", "gpu", "--storage", f"sqlite:///{tmp}/g.db", "--trials", "24",
-                   "--epochs", "5", "--resolution", "64", "--batch-size", "256", "--device", "cuda"]
-        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(25)  # Ray's start and the first trials' warm-up are not the steady state
+        url = f"sqlite:///{tmp}/g.db"
+        command = [sys.executable, "-m", "studies.cli", "search", "--study", "gpu", "--storage", url, "--trials",
+                   str(STUDY_TRIALS), "--workers", str(workers), "--devices", "cuda:0", *extra]
         thread = threading.Thread(target=sample, daemon=True)
+        start = time.perf_counter()
         thread.start()
-        process.wait()
+        try:
+            result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240,
+                                    env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get(
+                                        "PYTHONPATH", "")])})
+        except subprocess.TimeoutExpired as exc:
+            print(f"{workers} workers: no end after 240 s; stderr: {(exc.stderr or b'')[-1500:]!r}")
+            return {}
+        wall = time.perf_counter() - start
         stop.set()
         thread.join()
-    busy = samples[: max(1, int(len(samples) * 0.9))]  # drop the tail, when the queue drains
-    return sum(s > 0 for s in busy) / max(1, len(busy)), sum(busy) / max(1, len(busy))
+        if result.returncode != 0:
+            print(result.stderr[-2000:])
+            return {}
+        study = optuna.load_study(study_name="gpu", storage=url)
+        trials = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"
+                  and "train_seconds" in t.user_attrs]
+        per_trial = statistics.median((t.datetime_complete - t.datetime_start).total_seconds() for t in trials)
+        train = statistics.median(t.user_attrs["train_seconds"] for t in trials)
+    steady = samples[len(samples) // 10: max(len(samples) // 10 + 1, len(samples) * 9 // 10)]
+    figures = {"workers": workers, "trials_per_minute": len(trials) / wall * 60, "wall_s": wall,
+               "median_trial_s": per_trial, "median_train_s": train,
+               "busy_fraction": sum(s > 0 for s in steady) / len(steady), "mean_utilization": statistics.mean(steady)}
+    print(f"{workers} trial process(es) on one GPU{' ' + ' '.join(extra) if extra else ''}: "
+          f"{figures['trials_per_minute']:.1f} trials/min ({len(trials)} in {wall:.0f} s, process start-up included), "
+          f"median trial {per_trial:.2f} s of which training {train:.2f} s; NVML utilization mean "
+          f"{figures['mean_utilization']:.0f} %, busy in {figures['busy_fraction']:.0%} of samples")
+    return figures
 
 
 def main() -> dict:
     if not torch.cuda.is_available():
-        print("no CUDA GPU on this machine: GPU throughput and utilisation not measured")
+        print("no CUDA GPU on this machine: compile and GPU utilisation not measured")
         return {}
-    from models import build
-    from space import presets
-
-    ours = throughput(build(presets.get("efficientnet-b0").arch()))
-    figures = {"effnas_images_per_s": ours}
-    try:
-        import torchvision
-
-        theirs = throughput(torchvision.models.efficientnet_b0())
-        figures.update(torchvision_images_per_s=theirs, ratio=ours / theirs)
-        print(f"B0 at 224, batch {BATCH}, bf16 autocast, channels_last on {torch.cuda.get_device_name()}: effnas "
-              f"{ours:,.0f} img/s, torchvision {theirs:,.0f} img/s, ratio {ours / theirs:.2f} (target >= 1.0)")
-    except ImportError:
-        print(f"effnas B0: {ours:,.0f} img/s (torchvision not installed: no comparison)")
-    fraction, mean = busy_fraction_during_study()
-    figures.update(busy_fraction=fraction, mean_utilization=mean)
-    print(f"GPU busy {fraction:.0%} of samples (mean utilization {mean:.0f} %) during a study of small trials "
-          "sharing it (target >= 85 %)")
+    print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}")
+    figures = {"compile": compile_payoff()} if "--no-compile" not in sys.argv else {}
+    for workers in (1, 2, 4):
+        figures[f"default_{workers}"] = busy_during_study(workers)
+    for workers in (1, 4):
+        figures[f"batch256_{workers}"] = busy_during_study(workers, ("--batch-size", "256", "--epochs", "3"))
     return figures
 
 

@@ -109,7 +109,7 @@ def test_the_3d_pages_render_in_chromium(volume_storage, tmp_path):
     url, out, _ = volume_storage
     study = optuna.load_study(study_name="vol", storage=url)
     dom = render(out / safe_name("vol"), f"--user-data-dir={tmp_path / 'a'}")
-    pareto = dom.split('id="pareto"', 1)[1].split('id="hypervolume"', 1)[0]
+    pareto = re.split(r'id="(?:confirmed|hypervolume)"', dom.split('id="pareto"', 1)[1], maxsplit=1)[0]
     assert len(re.findall(r'class="point[ "]', pareto)) == len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
     assert "main-svg" in pareto
     assert len(re.findall(r'class="stage', dom)) >= 3  # the stage drawings

@@ -21,3 +21,10 @@ def test_trial_trains_on_the_gpu_with_data_resident():
     assert result["device"].startswith("cuda:") and result["accuracy"] > 0.3
     data = next(iter(_DATA_CACHE.values()))
     assert data.train_x.is_cuda and data.val_x.is_cuda
+
+
+def test_a_compiled_trial_trains_on_the_gpu():
+    spec = TrialSpec(number=1, arch="stem_c16 ds_r1_k3_s1_c16 ir_r2_k3_s2_e4_c24 head_c128", dataset="digits",
+                     resolution=32, num_classes=10, split_seed=0, seed=0,
+                     train=TrainSettings(epochs=2, batch_size=64, device="cuda", compile=True))
+    assert run_trial(spec)["accuracy"] > 0.3

@@ -29,7 +29,8 @@ def test_a_3d_study_on_ray_records_every_field(tmp_path):
     trials = study.get_trials(states=(TrialState.COMPLETE,))
     expected = {name for name, f in ATTRS.items() if f.metadata["when"] in ("asked", "measured")}
     expected -= {"infeasible", "alpha", "beta", "gamma", "width", "depth", "phi", "macs_ratio", "nominal",
-                 "nominal_ratio"}  # over budget or scaling only
+                 "nominal_ratio", "replicate"}  # over budget, scaling or confirm only
+    expected -= {"duplicate_of", "rung_accuracy", "stopped_at", "crashes", "crash", "latency_ms"}  # when they apply
     assert len(trials) == 2
     for trial in trials:
         attrs = trial.user_attrs

@@ -50,10 +50,10 @@ def test_injected_faults_are_recorded_and_the_study_finishes(tmp_path, monkeypat
               4: UserError("unreadable image 'x.png'")}
     real = executors.run_trial
 
-    def faulty(spec):
+    def faulty(spec, **kwargs):
         if spec.number in faults:
             raise faults[spec.number]
-        return real(spec)
+        return real(spec, **kwargs)
 
     monkeypatch.setattr(executors, "run_trial", faulty)
     url = f"sqlite:///{tmp_path}/f.db"
@@ -81,13 +81,13 @@ def test_real_nans_stop_the_study_after_max_failures(tmp_path):
     assert not study.get_trials(states=(TrialState.RUNNING,))
 
 
-def test_kills_at_ten_random_points_lose_no_complete_trial(tmp_path):
+def test_kills_at_six_random_points_lose_no_complete_trial(tmp_path):
     url = f"sqlite:///{tmp_path}/k.db"
-    args = ["search", "--study", "k", "--storage", url, "--trials", "30", *FAST]
+    args = ["search", "--study", "k", "--storage", url, "--trials", "20", *FAST]
     rng = random.Random(20261121)
     kept: set[int] = set()
     kills = 0
-    for point in range(1, 11):
+    for point in range(1, 7):
         process = popen(*args)
         time.sleep(rng.uniform(2.5, 8.0))  # start-up takes ~3-4 s; trials ~0.3 s each
         if process.poll() is None:
@@ -99,12 +99,12 @@ def test_kills_at_ten_random_points_lose_no_complete_trial(tmp_path):
             assert kept <= complete, f"complete trials lost: {kept - complete}"
             kept = complete
         print(f"kill point {point}: {len(kept)} complete trials kept")
-    assert kills >= 5
+    assert kills >= 3
     result = effnas(*args)
     assert result.returncode == 0, result.stderr
     final = states(url, "k")
-    assert len(final["COMPLETE"]) == 30 and "RUNNING" not in final and kept <= set(final["COMPLETE"])
-    print(f"{kills} SIGKILLs at 10 random points; 0 complete trials lost; resumed to {len(final['COMPLETE'])} "
+    assert len(final["COMPLETE"]) == 20 and "RUNNING" not in final and kept <= set(final["COMPLETE"])
+    print(f"{kills} SIGKILLs at 6 random points; 0 complete trials lost; resumed to {len(final['COMPLETE'])} "
           f"complete, {len(final.get('FAIL', []))} failed (dead runs' trials, requeued)")
 
 
@@ -168,6 +168,7 @@ def test_corrupted_inputs(tmp_path):
     (tmp_path / "imgs" / "a").mkdir(parents=True)
     (tmp_path / "imgs" / "b").mkdir(parents=True)
     (tmp_path / "imgs" / "a" / "1.png").write_bytes(b"\x89PNG garbage")
+    (tmp_path / "imgs" / "b" / "1.png").write_bytes(b"\x89PNG garbage")
     result = effnas("search", "--dataset", f"folder:{tmp_path / 'imgs'}", "--storage",
                     f"sqlite:///{tmp_path}/x.db", cwd=tmp_path)
     assert_user_error(result, "unreadable image")
@@ -194,16 +195,16 @@ def postgres():
 
 
 @needs_postgres
-def test_three_workers_on_postgres_end_with_exactly_30(postgres):
+def test_three_workers_on_postgres_end_with_exactly_n(postgres):
     url = postgres.create_database("concurrent")
-    args = ["search", "--study", "c", "--storage", url, "--trials", "30", *FAST]
+    args = ["search", "--study", "c", "--storage", url, "--trials", "15", *FAST]
     workers = [popen(*args) for _ in range(3)]
     outputs = [w.communicate(timeout=600) for w in workers]
     for w, (out, err) in zip(workers, outputs):
         assert w.returncode == 0, err
         assert PASSWORD not in out + err
     final = states(url, "c")
-    assert len(final["COMPLETE"]) == 30 and "RUNNING" not in final
+    assert len(final["COMPLETE"]) == 15 and "RUNNING" not in final
     study = optuna.load_study(study_name="c", storage=url)
     workers_seen = {t.user_attrs["worker"] for t in study.get_trials(states=(TrialState.COMPLETE,))}
     assert len(workers_seen) >= 2  # the work was shared

@@ -1,0 +1,144 @@
+"""A folder dataset decoded once: uint8 images at the study's resolution in a memory-mapped file on disk.
+
+The first load of a large ``folder:PATH`` decodes its images on every core (a progress bar on stderr) into
+``images.npy`` (N x 3 x R x R, uint8) beside ``labels.npy``; every later load -- a resumed study, the
+other workers of this machine, each trial process -- maps that file instead of decoding again. An entry is
+keyed by the file list (relative path, size, modification time and class of every image) and the resolution,
+so a changed, added or removed image makes a new entry; entries are written to a temporary folder and renamed
+into place, so a kill never leaves half an entry and two workers decoding at once both end with a whole one.
+
+The cache lives in ``$EFFNAS_CACHE`` (default ``~/.cache/effnas``); folders of fewer than
+``$EFFNAS_CACHE_MIN_IMAGES`` images (default 2,000) are decoded in memory as before, since decoding them is quick.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from space.errors import UserError
+
+FORMAT = 1  # bump when the entry's layout changes
+CHUNK = 64  # images a decoding process returns at a time
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("EFFNAS_CACHE") or Path.home() / ".cache" / "effnas")
+
+
+def min_images() -> int:
+    return int(os.environ.get("EFFNAS_CACHE_MIN_IMAGES", "2000"))
+
+
+def entry_key(root: Path, files: Sequence[tuple[Path, int]], resolution: int) -> str:
+    digest = hashlib.sha256(f"effnas-images v{FORMAT} {resolution}\n".encode())
+    for path, index in files:
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\0{index}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+def decode(job: tuple[list[str], int]) -> np.ndarray:
+    """Decode a chunk of images to uint8 k x 3 x R x R (runs in a pool process: PIL and numpy only)."""
+    from PIL import Image, UnidentifiedImageError
+
+    paths, resolution = job
+    out = np.empty((len(paths), 3, resolution, resolution), dtype=np.uint8)
+    for row, path in enumerate(paths):
+        try:
+            with Image.open(path) as image:
+                pixels = image.convert("RGB").resize((resolution, resolution), Image.BILINEAR)
+        except Image.DecompressionBombError as exc:
+            raise UserError(f"image {path!r} is too large to decode safely: {exc}") from None
+        except (OSError, UnidentifiedImageError, ValueError) as exc:
+            raise UserError(f"unreadable image {path!r}: {exc}") from None
+        out[row] = np.asarray(pixels, dtype=np.uint8).transpose(2, 0, 1)
+    return out
+
+
+def cached_images(root: Path, files: Sequence[tuple[Path, int]], resolution: int, *,
+                  err=None) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of a folder dataset from its cache entry, decoding it first if there is none. The
+    images are a copy-on-write memory map: pages are read from disk as training touches them."""
+    entry = cache_root() / entry_key(root, files, resolution)
+    if not (entry / "done").exists():
+        build_entry(entry, files, resolution, err=err if err is not None else sys.stderr)
+    images = np.load(entry / "images.npy", mmap_mode="c")
+    labels = np.load(entry / "labels.npy")
+    return images, labels
+
+
+def build_entry(entry: Path, files: Sequence[tuple[Path, int]], resolution: int, *, err) -> None:
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        _remove_dead_scratch(entry)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{entry.name}.{os.getpid()}.", dir=entry.parent))
+    except OSError as exc:
+        raise UserError(f"image cache {str(entry.parent)!r} is not writable ({exc.strerror or exc}); set "
+                        "EFFNAS_CACHE to a writable folder") from None
+    done = 0
+    try:
+        images = np.lib.format.open_memmap(scratch / "images.npy", mode="w+", dtype=np.uint8,
+                                           shape=(len(files), 3, resolution, resolution))
+        paths = [str(path) for path, _ in files]
+        jobs = [(paths[i:i + CHUNK], resolution) for i in range(0, len(paths), CHUNK)]
+        processes = max(1, min(os.cpu_count() or 1, len(jobs)))
+        start, done = time.monotonic(), 0
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            for number, chunk in enumerate(pool.imap(decode, jobs)):
+                images[number * CHUNK:number * CHUNK + len(chunk)] = chunk
+                done += len(chunk)
+                _progress(err, done, len(paths), time.monotonic() - start, processes)
+        images.flush()
+        del images
+        np.save(scratch / "labels.npy", np.asarray([index for _, index in files], dtype=np.int64))
+        (scratch / "meta.json").write_text(json.dumps({"format": FORMAT, "images": len(files),
+                                                       "resolution": resolution}))
+        (scratch / "done").touch()
+        try:
+            os.rename(scratch, entry)
+        except OSError:  # another worker finished the same entry first: theirs is as good
+            if not (entry / "done").exists():
+                raise
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    finally:
+        if err is not None and hasattr(err, "write"):
+            err.write("\n" if done else "")
+    shutil.rmtree(scratch, ignore_errors=True)  # left only when another worker's entry won
+
+
+def _remove_dead_scratch(entry: Path) -> None:
+    """Scratch folders of this entry whose process died (a kill mid-decode) are removed before decoding again."""
+    for scratch in entry.parent.glob(f".{entry.name}.*"):
+        pid = scratch.name.split(".")[2] if scratch.name.count(".") >= 3 else ""
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _progress(err, done: int, total: int, seconds: float, processes: int) -> None:
+    width = 24
+    filled = width * done // max(1, total)
+    err.write(f"\rdecoding images into the cache [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} "
+              f"on {processes} processes, {seconds:.0f}s")
+    err.flush()

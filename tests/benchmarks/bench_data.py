@@ -1,0 +1,70 @@
+"""Folder datasets (issue 14): a 5,000-image synthetic folder of 128 px PNGs loaded at 128 px the resident way
+(decoded in memory, one process) against the image cache (decoded once on every core into a memory-mapped
+entry), first load and cached load; each load runs in a fresh process and reports its wall time and peak RSS.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGES, SIDE, CLASSES = 5000, 128, 10
+
+LOAD = """
+import json, resource, sys, time
+start = time.perf_counter()
+from search.data import load_dataset
+data = load_dataset(sys.argv[1], resolution=int(sys.argv[2]))
+seconds = time.perf_counter() - start
+stored = data.train_x.numel() + data.val_x.numel()
+print(json.dumps({"seconds": seconds, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                  "stored": stored}))
+"""
+
+
+def make_folder(root: Path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for n in range(IMAGES):
+        folder = root / f"class{n % CLASSES}"
+        folder.mkdir(parents=True, exist_ok=True)
+        # smooth noise compresses like a photo more than white noise does
+        small = rng.integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((SIDE, SIDE), Image.BILINEAR).save(folder / f"{n}.png")
+
+
+def load(spec: str, env: dict) -> dict:
+    out = subprocess.run([sys.executable, "-c", LOAD, spec, str(SIDE)], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT), **env}, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "imgs"
+        make_folder(root)
+        stored = sum(p.stat().st_size for p in root.rglob("*.png"))
+        spec = f"folder:{root}"
+        cache = {"EFFNAS_CACHE": str(Path(tmp) / "cache"), "EFFNAS_CACHE_MIN_IMAGES": "1"}
+        figures = {"resident": load(spec, {"EFFNAS_CACHE_MIN_IMAGES": str(10**9)}),
+                   "cache_first": load(spec, cache), "cache_again": load(spec, cache)}
+    tensors = figures["resident"]["stored"]
+    print(f"{IMAGES:,} PNGs at {SIDE} px ({stored / 2**20:.0f} MiB of files, {tensors / 2**20:.0f} MiB as uint8 "
+          f"tensors), {os.cpu_count()} cores:")
+    for name, f in figures.items():
+        print(f"  {name:<12} {f['seconds']:6.1f} s   peak RSS {f['peak_rss'] / 2**20:6.0f} MiB "
+              f"({f['peak_rss'] / tensors:.1f}x the tensors, torch's own ~300 MiB included)")
+    print(f"  first load, cache / resident: {figures['cache_first']['seconds'] / figures['resident']['seconds']:.2f}x;"
+          f" cached load / resident: {figures['cache_again']['seconds'] / figures['resident']['seconds']:.2f}x")
+    return figures
+
+
+if __name__ == "__main__":
+    main()
