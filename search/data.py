@@ -275,23 +275,25 @@ def _split(name: str, images: torch.Tensor, labels: torch.Tensor, *, seed: int, 
     )
 
 
-STATS_IN_ONE_PASS = 1 << 26  # elements: below this a float copy of the training set is small (<= 256 MB)
+STATS_IN_ONE_PASS = 1 << 23  # elements: up to here a float copy of the training set is small (<= 32 MB)
+STATS_CHUNK = 1 << 20  # elements summed at a time past it (an 8 MB float64 copy)
 
 
 def _channel_stats(x: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std of ``x / scale`` (N x C x ...), shaped to broadcast over a batch. A large set
-    is summed chunk by chunk in float64, so the statistics add a chunk's float copy to memory, not the set's."""
+    is summed chunk by chunk in float64, so the statistics add one chunk's copy to memory, not the set's."""
     shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    axes = (0, *range(2, x.ndim))  # every axis but the channels
     if x.numel() <= STATS_IN_ONE_PASS:
         values = x.float().div(scale)
-        axes = (0, *range(2, x.ndim))  # every axis but the channels
         return values.mean(dim=axes).view(shape), values.std(dim=axes).clamp_min(1e-3).view(shape)
     total = torch.zeros(x.shape[1], dtype=torch.float64)
     squares = torch.zeros(x.shape[1], dtype=torch.float64)
-    for begin in range(0, len(x), RESIZE_CHUNK):
-        flat = x[begin:begin + RESIZE_CHUNK].to(torch.float64).div(scale).transpose(0, 1).reshape(x.shape[1], -1)
-        total += flat.sum(dim=1)
-        squares += (flat * flat).sum(dim=1)
+    step = max(1, STATS_CHUNK // max(1, x[0].numel()))
+    for begin in range(0, len(x), step):
+        chunk = x[begin:begin + step].to(torch.float64).div_(scale)
+        total += chunk.sum(dim=axes)
+        squares += chunk.square_().sum(dim=axes)
     n = x.numel() // x.shape[1]
     mean = total / n
     std = ((squares - n * mean * mean) / max(1, n - 1)).clamp_min(0).sqrt()

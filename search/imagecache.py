@@ -92,12 +92,14 @@ def build_entry(entry: Path, files: Sequence[tuple[Path, int]], resolution: int,
         paths = [str(path) for path, _ in files]
         jobs = [(paths[i:i + CHUNK], resolution) for i in range(0, len(paths), CHUNK)]
         processes = max(1, min(os.cpu_count() or 1, len(jobs)))
-        start, done = time.monotonic(), 0
+        start = shown = time.monotonic()
         with multiprocessing.get_context("fork").Pool(processes) as pool:
             for number, chunk in enumerate(pool.imap(decode, jobs)):
                 images[number * CHUNK:number * CHUNK + len(chunk)] = chunk
                 done += len(chunk)
-                _progress(err, done, len(paths), time.monotonic() - start, processes)
+                if done == len(paths) or time.monotonic() - shown >= 0.5:
+                    _progress(err, done, len(paths), time.monotonic() - start, processes)
+                    shown = time.monotonic()
         images.flush()
         del images
         np.save(scratch / "labels.npy", np.asarray([index for _, index in files], dtype=np.int64))

@@ -70,7 +70,7 @@ def test_large_sets_get_the_same_statistics_chunk_by_chunk(monkeypatch):
     x = torch.randint(0, 256, (300, 3, 9, 7), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     one_pass = data._channel_stats(x, 255.0)
     monkeypatch.setattr(data, "STATS_IN_ONE_PASS", 0)
-    monkeypatch.setattr(data, "RESIZE_CHUNK", 64)
+    monkeypatch.setattr(data, "STATS_CHUNK", 5000)
     chunked = data._channel_stats(x, 255.0)
     for a, b in zip(one_pass, chunked):
         assert a.shape == b.shape and torch.allclose(a, b, atol=1e-6)
