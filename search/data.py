@@ -216,16 +216,7 @@ def image_files(root: Path) -> list[tuple[Path, int]]:
 
 def read_image(path: Path, resolution: int) -> torch.Tensor:
     """One image file as uint8 3 x R x R, as a folder dataset reads it (and ``effnas predict`` too)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            pixels = image.convert("RGB").resize((resolution, resolution), Image.BILINEAR)
-    except Image.DecompressionBombError as exc:
-        raise UserError(f"image {str(path)!r} is too large to decode safely: {exc}") from None
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise UserError(f"unreadable image {str(path)!r}: {exc}") from None
-    return torch.from_numpy(np.asarray(pixels, dtype=np.uint8).copy()).permute(2, 0, 1)
+    return torch.from_numpy(imagecache.decode_image(path, resolution))
 
 
 def _folder(root: Path, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:

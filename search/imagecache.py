@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from search.files import pid_alive
 from space.errors import UserError
 
 FORMAT = 1  # bump when the entry's layout changes
@@ -47,21 +48,26 @@ def entry_key(root: Path, files: Sequence[tuple[Path, int]], resolution: int) ->
     return digest.hexdigest()[:32]
 
 
-def decode(job: tuple[list[str], int]) -> np.ndarray:
-    """Decode a chunk of images to uint8 k x 3 x R x R (runs in a pool process: PIL and numpy only)."""
+def decode_image(path: str | os.PathLike, resolution: int) -> np.ndarray:
+    """One image file as uint8 3 x R x R (RGB, bilinear), as every folder dataset reads it."""
     from PIL import Image, UnidentifiedImageError
 
+    try:
+        with Image.open(path) as image:
+            pixels = image.convert("RGB").resize((resolution, resolution), Image.BILINEAR)
+    except Image.DecompressionBombError as exc:
+        raise UserError(f"image {str(path)!r} is too large to decode safely: {exc}") from None
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise UserError(f"unreadable image {str(path)!r}: {exc}") from None
+    return np.ascontiguousarray(np.asarray(pixels, dtype=np.uint8).transpose(2, 0, 1))
+
+
+def decode(job: tuple[list[str], int]) -> np.ndarray:
+    """Decode a chunk of images to uint8 k x 3 x R x R (runs in a pool process: PIL and numpy only)."""
     paths, resolution = job
     out = np.empty((len(paths), 3, resolution, resolution), dtype=np.uint8)
     for row, path in enumerate(paths):
-        try:
-            with Image.open(path) as image:
-                pixels = image.convert("RGB").resize((resolution, resolution), Image.BILINEAR)
-        except Image.DecompressionBombError as exc:
-            raise UserError(f"image {path!r} is too large to decode safely: {exc}") from None
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
-            raise UserError(f"unreadable image {path!r}: {exc}") from None
-        out[row] = np.asarray(pixels, dtype=np.uint8).transpose(2, 0, 1)
+        out[row] = decode_image(path, resolution)
     return out
 
 
@@ -124,18 +130,8 @@ def _remove_dead_scratch(entry: Path) -> None:
     """Scratch folders of this entry whose process died (a kill mid-decode) are removed before decoding again."""
     for scratch in entry.parent.glob(f".{entry.name}.*"):
         pid = scratch.name.split(".")[2] if scratch.name.count(".") >= 3 else ""
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _progress(err, done: int, total: int, seconds: float, processes: int) -> None:

@@ -16,6 +16,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.files import pid_alive
+
 HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
 GRACE_PERIOD = 60  # a trial silent this long belongs to a dead worker
 REQUEUE_KEEPS = ("role", "triple")  # what a trial is part of survives its retry
@@ -112,16 +114,6 @@ def fail_and_requeue(study: optuna.Study, trial: FrozenTrial, reason: str) -> bo
     return True
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def recover_dead_trials(study: optuna.Study) -> list[int]:
     """Fail and requeue RUNNING trials whose worker is gone; returns their numbers.
 
@@ -140,7 +132,7 @@ def recover_dead_trials(study: optuna.Study) -> list[int]:
                 recovered.append(trial.number)
             continue
         worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
-        if worker_host == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+        if worker_host == host and pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             if fail_and_requeue(study, trial, f"worker {worker_host}:{pid} died"):
                 recovered.append(trial.number)
     storage = storage_of(study)

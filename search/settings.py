@@ -59,6 +59,9 @@ class TrainSettings:
     compile: bool = setting(False, "torch.compile the network for training (pays off on a GPU for trials of "
                                    "many steps; see README)")
 
+    cuda_graphs: bool = setting(False, "on CUDA, replay each training step's forward and backward as a CUDA graph "
+                                       "(captured per trial in seconds; small trials are bound by kernel launches)")
+
     @property
     def peak_lr(self) -> float:
         """The learning rate at the top of the schedule: --lr scaled linearly from --lr-batch to --batch-size."""

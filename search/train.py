@@ -127,12 +127,14 @@ OnStep = Callable[[int, int, torch.Tensor], None]  # (step in epoch, steps per e
 def train_epoch(model: nn.Module, data: Dataset, optimizer: torch.optim.Optimizer, schedule: WarmupCosine,
                 settings: TrainSettings, *, generator: torch.Generator, device: torch.device,
                 augment: Augment | None = None, shard: tuple[int, int] = (0, 1), micro_batches: int = 1,
-                ema: torch.optim.swa_utils.AveragedModel | None = None, on_step: OnStep | None = None) -> EpochStats:
+                ema: torch.optim.swa_utils.AveragedModel | None = None, on_step: OnStep | None = None,
+                forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> EpochStats:
     """One pass over the training data in the generator's order, ``settings.batch_size`` images a step.
 
     ``shard`` = (rank, world): this process trains on its slice of every global batch (DistributedDataParallel
     averages the gradients); ``micro_batches`` splits that slice further and accumulates the gradients, which
-    is what several ranks with per-device batch norm compute, in one process.
+    is what several ranks with per-device batch norm compute, in one process. ``forward`` replaces
+    ``model(images)`` (a step captured as a CUDA graph, see :class:`GraphedStep`).
     """
     cuda = device.type == "cuda"
     rank, world = shard
@@ -167,8 +169,9 @@ def train_epoch(model: nn.Module, data: Dataset, optimizer: torch.optim.Optimize
             if images.device != device:  # a dataset kept on the host: the batch travels, not the set
                 images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             with _no_sync(model, last=number == len(parts) - 1):
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                    loss = F.cross_entropy(model(images), labels, label_smoothing=settings.label_smoothing)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda, cache_enabled=forward is None):
+                    logits = model(images) if forward is None else forward(images)
+                    loss = F.cross_entropy(logits, labels, label_smoothing=settings.label_smoothing)
                 diverged |= ~torch.isfinite(loss.detach())
                 (loss / micro_batches if micro_batches > 1 else loss).backward()
             loss_sum += loss.detach() / micro_batches
@@ -186,6 +189,29 @@ def train_epoch(model: nn.Module, data: Dataset, optimizer: torch.optim.Optimize
                                        f"..{schedule.step}")
     return EpochStats(loss=float(loss_sum) / steps, steps=steps, images=steps * per_rank,
                       seconds=time.perf_counter() - start)
+
+
+class GraphedStep:
+    """The training forward and backward of full batches replayed as CUDA graphs.
+
+    A small network's step is bound by the host launching its ~1,000 kernels, not by the GPU; a graph
+    launches them all at once. Captured once per trial (a few warm-up steps, no compiler); a batch of another
+    size (an epoch's last) runs eagerly. Batch-norm statistics, dropout and stochastic depth run inside the
+    graph; the warm-up's effect on the running statistics is undone by the recalibration before validation.
+    """
+
+    def __init__(self, model: nn.Module, data: Dataset, batch_size: int, device: torch.device) -> None:
+        self.model, self.batch_size = model, batch_size
+        sample = torch.randn((batch_size, *data.train_x.shape[1:]), device=device)
+        sample = sample.contiguous(memory_format=memory_layout(sample.ndim, device=device))
+        model.train()
+        with torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False):
+            self.graphed = torch.cuda.make_graphed_callables(model, (sample,))
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if images.shape[0] == self.batch_size:
+            return self.graphed(images)
+        return type(self.model).forward(self.model, images)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -218,8 +244,10 @@ def train_and_evaluate(model: nn.Module, data: Dataset, settings: TrainSettings,
     stopped_at, rung_accuracy = None, {}
     start = time.perf_counter()
     trained = torch.compile(model) if settings.compile else model  # shares the parameters; evaluation stays eager
+    forward = GraphedStep(model, data, settings.batch_size, device) if settings.cuda_graphs and cuda else None
     for epoch in range(settings.epochs):
-        train_epoch(trained, data, optimizer, schedule, settings, generator=generator, device=device)
+        train_epoch(trained, data, optimizer, schedule, settings, generator=generator, device=device,
+                    forward=forward)
         if judge is not None and epoch + 1 in judge_at:
             recalibrate_batch_norm(model, data, batch_size=batch)
             accuracy, val_loss = evaluate(model, data, batch_size=batch, device=device)

@@ -11,6 +11,7 @@ import torch
 from models import build
 from search.data import Dataset, load_dataset
 from search.fidelity import encode
+from search.memory import available_bytes
 from search.train import Judge, TrainingDiverged, pick_device, train_and_evaluate
 from search.trial import TrialSpec
 from space import presets
@@ -27,8 +28,20 @@ def load_cached(dataset: str, *, resolution: int, split_seed: int, val_fraction:
         while len(_DATA_CACHE) >= _CACHE_SIZE:
             _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
         data = load_dataset(dataset, resolution=resolution, seed=split_seed, val_fraction=val_fraction)
-        _DATA_CACHE[key] = data.to(device)
+        _DATA_CACHE[key] = data.to(device) if fits_on(device, data) else data
     return _DATA_CACHE[key]
+
+
+GPU_SHARE = 0.5  # of a GPU's free memory a dataset may take: the rest is the trials' (several may share it)
+
+
+def fits_on(device: torch.device, data: Dataset) -> bool:
+    """Whether the dataset goes whole onto ``device``; one that does not stays on the host and each batch
+    travels (the training and evaluation loops move host-resident batches)."""
+    if device.type != "cuda":
+        return True
+    size = sum(t.numel() * t.element_size() for t in (data.train_x, data.val_x))
+    return size <= GPU_SHARE * available_bytes(device)
 
 
 def run_trial(spec: TrialSpec, *, judge: Judge | None = None) -> dict[str, Any]:

@@ -27,7 +27,7 @@ def compile_payoff(resolution: int = 32, batch: int = 32, images: int = 1437) ->
     the compile time, and after how many epochs compiling pays for itself."""
     from models import build
     from search.settings import TrainSettings
-    from search.train import WarmupCosine, make_optimizer, train_epoch
+    from search.train import GraphedStep, WarmupCosine, make_optimizer, train_epoch
     from space import presets
     from tests.benchmarks.bench_train import synthetic
 
@@ -35,23 +35,34 @@ def compile_payoff(resolution: int = 32, batch: int = 32, images: int = 1437) ->
     data = synthetic(resolution, images, device)
     settings = TrainSettings(batch_size=batch, epochs=4)
     out = {}
-    for compiled in (False, True, "reduce-overhead"):
+    variants = (False, "graphs", True, "reduce-overhead") if "--all" in sys.argv else (False, "graphs")
+    for compiled in variants:
         torch.manual_seed(0)
         model = build(presets.network("efficientnet-b0"), num_classes=1000).to(device,
                                                                                memory_format=torch.channels_last)
         optimizer = make_optimizer(model, settings)
         schedule = WarmupCosine(peak=settings.peak_lr, total=10**6, warmup=1)
-        net = model if not compiled else torch.compile(model, mode=None if compiled is True else compiled)
+        begin = time.perf_counter()
+        forward = GraphedStep(model, data, batch, device) if compiled == "graphs" else None
+        capture = time.perf_counter() - begin
+        mode = None if compiled is True else compiled
+        net = model if compiled in (False, "graphs") else torch.compile(model, mode=mode)
         generator = torch.Generator(device=device).manual_seed(0)
         times = []
         for _ in range(4):
             torch.cuda.synchronize()
             start = time.perf_counter()
-            train_epoch(net, data, optimizer, schedule, settings, generator=generator, device=device)
+            train_epoch(net, data, optimizer, schedule, settings, generator=generator, device=device, forward=forward)
             torch.cuda.synchronize()
             times.append(time.perf_counter() - start)
         name = {False: "eager", True: "compiled"}.get(compiled, compiled)
-        out[name] = {"first_epoch_s": times[0], "epoch_s": statistics.median(times[1:])}
+        out[name] = {"first_epoch_s": times[0] + capture, "epoch_s": statistics.median(times[1:])}
+    graphs = out["graphs"]
+    print(f"B0 at {resolution} px, batch {batch}, {images} images an epoch: eager {out['eager']['epoch_s']:.2f} "
+          f"s/epoch; CUDA graphs (GraphedStep) {graphs['epoch_s']:.2f} s/epoch after "
+          f"{graphs['first_epoch_s'] - graphs['epoch_s']:.1f} s of capture and first epoch")
+    if "compiled" not in out:
+        return out
     eager, compiled = out["eager"]["epoch_s"], out["compiled"]["epoch_s"]
     compile_s = out["compiled"]["first_epoch_s"] - compiled
     out["compile_s"] = compile_s
@@ -122,7 +133,7 @@ def main() -> dict:
     for workers in (1, 2, 4):
         figures[f"default_{workers}"] = busy_during_study(workers)
     for workers in (1, 4):
-        figures[f"batch256_{workers}"] = busy_during_study(workers, ("--batch-size", "256", "--epochs", "3"))
+        figures[f"graphs_{workers}"] = busy_during_study(workers, ("--cuda-graphs",))
     return figures
 
 

@@ -86,7 +86,7 @@ def test_a_killed_ray_worker_is_retried_and_recorded(tmp_path):
 
     url = f"sqlite:///{tmp_path}/s.db"
     process = subprocess.Popen([sys.executable, "-m", "studies.cli", "search", "--executor", "ray", "--study", "k",
-                                "--storage", url, "--trials", "2", "--dataset", "digits", "--epochs", "4",
+                                "--storage", url, "--trials", "2", "--dataset", "digits", "--epochs", "12",
                                 "--resolution", "16", "--base", TINY_BASE],
                                cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
@@ -96,7 +96,7 @@ def test_a_killed_ray_worker_is_retried_and_recorded(tmp_path):
         found = subprocess.run(["pgrep", "-f", "ray::ImplicitFunc"], capture_output=True, text=True).stdout.split()
         victim = int(found[0]) if found else None
     assert victim is not None, "no Ray trial process appeared"
-    time.sleep(3)  # inside the trial's training
+    time.sleep(3)  # inside the trial's training (12 epochs: several seconds on any machine)
     os.kill(victim, signal.SIGKILL)
     _, err = process.communicate(timeout=600)
     assert process.returncode == 0, err[-3000:]
