@@ -40,9 +40,9 @@ def kill_when(process: subprocess.Popen, ready, timeout: float = 240) -> None:
 
 def test_successive_halving_killed_mid_rung_resumes_to_exactly_n(tmp_path):
     url = f"sqlite:///{tmp_path}/s.db"
-    # 16 px and batch 32: an epoch long enough (about a second) that the kill lands inside the climb to rung 3
+    # batch 16: an epoch long enough (90 steps) that the kill lands inside the climb to rung 3
     args = ["search", "--study", "sh", "--storage", url, "--trials", "3", "--rungs", "1,3", "--eta", "3", *FAST,
-            "--resolution", "16", "--batch-size", "32"]
+            "--batch-size", "16"]
 
     def judged_and_running() -> bool:  # a trial went on past rung 1 and trains towards rung 3
         study = optuna.load_study(study_name="sh", storage=url)
