@@ -12,8 +12,8 @@ from pathlib import Path
 import optuna
 
 ROOT = Path(__file__).resolve().parents[2]
-TRIALS = 16
-TINY = ["--dataset", "digits", "--epochs", "1", "--resolution", "16", "--batch-size", "64", "--base",
+TRIALS = 24
+TINY = ["--dataset", "digits", "--epochs", "1", "--resolution", "32", "--batch-size", "64", "--base",
         "stem_c16 ds_r1_k3_s1_c16_se0.25 ir_r2_k3_s2_e4_c24 ir_r2_k5_s2_e4_c40 head_c128"]
 
 
@@ -33,7 +33,7 @@ def run(workers: int) -> dict:
 
 def main() -> dict:
     one, two = run(1), run(2)
-    print(f"{TRIALS} tiny trials, {os.cpu_count()} cores: --workers 1 {one['trials_per_minute']:.1f} trials/min "
+    print(f"{TRIALS} small trials, {os.cpu_count()} cores: --workers 1 {one['trials_per_minute']:.1f} trials/min "
           f"({one['wall_s']:.0f} s), --workers 2 {two['trials_per_minute']:.1f} trials/min ({two['wall_s']:.0f} s): "
           f"ratio {two['trials_per_minute'] / one['trials_per_minute']:.2f} (start-up included)")
     return {"one": one, "two": two}
