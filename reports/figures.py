@@ -1,6 +1,7 @@
 """Plotly figures drawn from info objects and frames computed beforehand (optuna.visualization's split)."""
 from __future__ import annotations
 
+import math
 from html import escape
 from typing import Any
 
@@ -31,6 +32,16 @@ def _hover(p: Point) -> str:
         f"MACs {int(p.macs):,}", f"params {p.params:,}", escape(p.note) if p.note else "", escape(p.arch)) if x)
 
 
+def label_positions(every: list[float], xs: list[float], *, log: bool = False) -> list[str]:
+    """Where each point's label goes: to the left near the right edge of the plot, to the right near the left
+    edge, centred elsewhere, so a label is never cut off by the plot's border."""
+    scale = (lambda v: math.log10(max(v, 1))) if log else (lambda v: v)
+    low, high = min(map(scale, every), default=0), max(map(scale, every), default=0)
+    span = (high - low) or 1.0
+    return ["top left" if (scale(x) - low) / span > 0.8 else "top right" if (scale(x) - low) / span < 0.2
+            else "top center" for x in xs]
+
+
 def pareto_figure(info: FrontInfo) -> go.Figure:
     """One marker per architecture (repeats merged, with their spread), stopped and infeasible trials apart; the
     base architecture named on the plot."""
@@ -46,7 +57,8 @@ def pareto_figure(info: FrontInfo) -> go.Figure:
         spread = [p.sd or 0.0 for p in points]
         fig.add_trace(go.Scatter(
             x=[p.macs for p in points], y=[p.accuracy for p in points], mode="markers+text", name=name,
-            marker=marker, text=[p.label or "" for p in points], textposition="top center",
+            marker=marker, text=[p.label or "" for p in points],
+            textposition=label_positions([p.macs for p in info.points], [p.macs for p in points]),
             error_y={"type": "data", "array": spread, "visible": any(spread)},
             customdata=[_hover(p) for p in points], hovertemplate="%{customdata}<extra></extra>"))
     fig.update_layout(**LAYOUT, xaxis_title="MACs (multiply-adds)", yaxis_title="validation accuracy",
@@ -148,7 +160,7 @@ def confirmed_figure(result: ConfirmResult) -> go.Figure:
             x=[c.macs for c in rows], y=[c.mean for c in rows], mode="markers+text", name=role,
             marker=marker, error_y={"type": "data", "array": [c.sd or 0.0 for c in rows], "visible": True},
             text=[c.entry.label if role != "candidate" or "base" in c.entry.label else "" for c in rows],
-            textposition="top center",
+            textposition=label_positions([c.macs for c in result.rows], [c.macs for c in rows], log=True),
             customdata=[f"{escape(c.entry.label)}<br>accuracy {c.mean:.4f} ± {c.sd or 0:.4f} ({len(c.accuracies)} "
                         f"seeds)<br>MACs {c.macs:,}<br>{escape(c.entry.arch)}" for c in rows],
             hovertemplate="%{customdata}<extra></extra>"))
