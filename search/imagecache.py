@@ -17,6 +17,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -74,7 +75,7 @@ def decode(job: tuple[list[str], int]) -> np.ndarray:
 def cached_images(root: Path, files: Sequence[tuple[Path, int]], resolution: int, *,
                   err=None) -> tuple[np.ndarray, np.ndarray]:
     """(images, labels) of a folder dataset from its cache entry, decoding it first if there is none. The
-    images are a copy-on-write memory map: pages are read from disk as training touches them."""
+    images are a copy-on-write memory map, read from disk when the split copies them out."""
     entry = cache_root() / entry_key(root, files, resolution)
     if not (entry / "done").exists():
         build_entry(entry, files, resolution, err=err if err is not None else sys.stderr)
@@ -87,7 +88,13 @@ def build_entry(entry: Path, files: Sequence[tuple[Path, int]], resolution: int,
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         _remove_dead_scratch(entry)
-        scratch = Path(tempfile.mkdtemp(prefix=f".{entry.name}.{os.getpid()}.", dir=entry.parent))
+        need = len(files) * 3 * resolution * resolution
+        free = shutil.disk_usage(entry.parent).free
+        if need > 0.9 * free:
+            raise UserError(f"image cache {str(entry.parent)!r}: the decoded images need {need / 2**30:,.1f} GiB and "
+                            f"{free / 2**30:,.1f} GiB are free; set EFFNAS_CACHE to a larger disk")
+        scratch = Path(tempfile.mkdtemp(prefix=f".{entry.name}.{socket.gethostname()}.{os.getpid()}.",
+                                        dir=entry.parent))
     except OSError as exc:
         raise UserError(f"image cache {str(entry.parent)!r} is not writable ({exc.strerror or exc}); set "
                         "EFFNAS_CACHE to a writable folder") from None
@@ -127,9 +134,11 @@ def build_entry(entry: Path, files: Sequence[tuple[Path, int]], resolution: int,
 
 
 def _remove_dead_scratch(entry: Path) -> None:
-    """Scratch folders of this entry whose process died (a kill mid-decode) are removed before decoding again."""
-    for scratch in entry.parent.glob(f".{entry.name}.*"):
-        pid = scratch.name.split(".")[2] if scratch.name.count(".") >= 3 else ""
+    """Scratch folders of this entry whose process (on this host: a shared cache may serve several) died, a
+    kill mid-decode, are removed before decoding again."""
+    prefix = f".{entry.name}.{socket.gethostname()}."
+    for scratch in entry.parent.glob(f"{prefix}*"):
+        pid = scratch.name[len(prefix):].split(".")[0]
         if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(scratch, ignore_errors=True)
 

@@ -36,6 +36,9 @@ def declared(cls: type) -> list[tuple[dataclasses.Field, type]]:
     return [(f, hints[f.name]) for f in dataclasses.fields(cls) if "help" in f.metadata]
 
 
+TRIAL_COMMANDS = ("search", "scale", "family", "confirm")  # the commands whose trials run search.train
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     """How a worker trains one candidate, besides the architecture, resolution and seeds."""
@@ -57,10 +60,19 @@ class TrainSettings:
                                   high=1)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N", pattern=r"auto|cpu|cuda(:\d+)?")
     compile: bool = setting(False, "torch.compile the network for training (pays off on a GPU for trials of "
-                                   "many steps; see README)")
+                                   "many steps; see README); not with --cuda-graphs", commands=TRIAL_COMMANDS)
 
     cuda_graphs: bool = setting(False, "on CUDA, replay each training step's forward and backward as a CUDA graph "
-                                       "(captured per trial in seconds; small trials are bound by kernel launches)")
+                                       "(captured per trial in seconds; small trials are bound by kernel launches)",
+                                commands=TRIAL_COMMANDS)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainSettings:
+        """Settings recorded by this or an earlier version: a record without ``lr_batch`` was made when --lr
+        was the peak at any batch size, which is lr_batch = batch_size."""
+        values = dict(values)
+        values.setdefault("lr_batch", values.get("batch_size", cls.batch_size))
+        return cls(**values)
 
     @property
     def peak_lr(self) -> float:

@@ -243,8 +243,12 @@ def train_and_evaluate(model: nn.Module, data: Dataset, settings: TrainSettings,
     batch = max(256, settings.batch_size)
     stopped_at, rung_accuracy = None, {}
     start = time.perf_counter()
-    trained = torch.compile(model) if settings.compile else model  # shares the parameters; evaluation stays eager
     forward = GraphedStep(model, data, settings.batch_size, device) if settings.cuda_graphs and cuda else None
+    if settings.compile and forward is None:
+        torch.compiler.reset()  # a worker compiles one architecture per trial: never hit dynamo's recompile limit
+        trained = torch.compile(model)  # shares the parameters; evaluation stays eager
+    else:
+        trained = model
     for epoch in range(settings.epochs):
         train_epoch(trained, data, optimizer, schedule, settings, generator=generator, device=device,
                     forward=forward)

@@ -51,13 +51,15 @@ def training_memory(arch: Any, resolution: int, c: Cost, *, batch_size: int) -> 
     return 16 * c.params + 4 * batch_size * activations(arch, resolution)
 
 
-def device_memory(device: str) -> int | None:
+def device_memory(device: str | None) -> int | None:
     """What a trial on ``device`` (a --device value) can use: a CUDA device's total memory, else the host's
-    available memory."""
+    available memory; None (no bound) for an unknown device."""
     import torch
 
     from search.memory import available_bytes
 
+    if device is None:
+        return None
     if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             return None  # a driver without the workers' GPUs: checked where the trial runs
@@ -85,7 +87,7 @@ class TrialSpec:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrialSpec:
-        return cls(**{**values, "train": TrainSettings(**values["train"]),
+        return cls(**{**values, "train": TrainSettings.from_dict(values["train"]),
                       "judge_at": tuple(values.get("judge_at", ()))})
 
 

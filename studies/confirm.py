@@ -87,7 +87,7 @@ def train_settings(nas: optuna.Study, config: StudyConfig) -> TrainSettings:
     values.update({k: getattr(config.train, k) for k in names if k in config.explicit})
     if "epochs" not in config.explicit:
         values["epochs"] = 5 * int(nas.user_attrs.get("epochs", recorded.get("epochs", 1)))
-    return TrainSettings(**values)
+    return TrainSettings.from_dict(values)
 
 
 def run_confirm(config: StudyConfig, *, err: TextIO = sys.stderr) -> ConfirmResult:

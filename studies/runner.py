@@ -4,7 +4,7 @@ fail and requeue the trials this process holds."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -14,8 +14,9 @@ from optuna.trial import FrozenTrial, TrialState
 from search import lifecycle, record, selection
 from search.data import check_spec, dims_of
 from search.executors import make_executor
-from search.trial import Budget, Candidate, Proposal, TrialPlanner, TrialTemplate, device_memory
+from search.trial import Budget, Candidate, Proposal, TrialPlanner, TrialTemplate, device_memory, training_memory
 from space.arch import ArchSpec
+from space.cost import cost
 from space.errors import Terminated, UserError
 from studies.config import DEFAULT_STORAGE, StudyConfig, with_dims
 from studies.progress import Progress
@@ -179,15 +180,33 @@ def train_list(config: StudyConfig, study: optuna.Study, proposals: dict[tuple, 
     def propose(trial: optuna.Trial) -> Proposal:
         return proposals[tuple(round(trial.suggest_float(n, 0.0, 1e6), 6) for n in param_names)]
 
-    planner = TrialPlanner(study=study, propose=propose, budget=Budget(memory=device_memory(trial_device(config))),
-                           template=template(config, num_classes),
+    check_memory(config, proposals.values(), num_classes=num_classes)
+    planner = TrialPlanner(study=study, propose=propose, budget=Budget(), template=template(config, num_classes),
                            n_trials=len(proposals), target_macs=study.user_attrs["base_macs"],
                            objectives=("accuracy", "macs"), before_ask=queue_next,
                            counts_toward=lambda t: key_of(t) is not None, reuse_duplicates=True)
     drive(config, planner, total=len(proposals), header=header, err=err)
 
 
-def trial_device(config: StudyConfig) -> str:
-    """The device a trial of this study trains on: the local workers' first --devices entry, else --device."""
+def trial_device(config: StudyConfig) -> str | None:
+    """The device a trial of this study trains on: the local workers' first --devices entry, else --device;
+    None on Ray, whose workers' devices the driver cannot see."""
+    if config.executor == "ray":
+        return None
     devices = getattr(config, "worker_devices", None)
     return devices[0] if devices else config.train.device
+
+
+def check_memory(config: StudyConfig, proposals: Iterable[Proposal], *, num_classes: int) -> None:
+    """A fixed list (grid, family, confirmation) is refused before anything trains when one of its networks
+    cannot train on the device: every proposal must be trained, so none may be skipped as infeasible."""
+    memory = device_memory(trial_device(config))
+    if memory is None:
+        return
+    for proposal in proposals:
+        c = cost(proposal.arch, proposal.resolution, num_classes=num_classes)
+        problems = Budget(memory=memory).violations(c, need=training_memory(
+            proposal.arch, proposal.resolution, c, batch_size=config.train.batch_size))
+        if problems:
+            raise UserError(f"{proposal.arch} at {proposal.resolution}: {problems[0]}; lower --batch-size or the "
+                            "resolution")

@@ -31,7 +31,7 @@ from space.errors import UserError
 from studies import __version__
 from studies.config import StudyConfig, with_dims
 from studies.progress import duration
-from studies.runner import create_or_join, preflight, settle_dims, storage_for, train_list
+from studies.runner import check_memory, create_or_join, preflight, settle_dims, storage_for, train_list
 from studies.storage import mask_url, open_storage
 from studies.tables import input_size
 
@@ -275,6 +275,8 @@ def run_scale(plan: ScalePlan, *, err: TextIO = sys.stderr) -> ScaleResult:
     if data.num_classes != plan.num_classes:
         raise UserError(f"--num-classes {plan.num_classes}, but {config.dataset} has {data.num_classes} classes")
     _check_channels(plan.baseline, data.channels, config.dataset)
+    check_memory(config, [Proposal(arch=m.arch, resolution=m.resolution) for m, _ in plan.members.values()],
+                 num_classes=data.num_classes)  # before the study is created: nothing written on refusal
     name = f"{config.study}{SCALING}"
     options = {"phi": s.phi, "step": s.step, "tolerance": s.tolerance, "max_coef": s.max_coef,
                "resolution_multiple": s.resolution_multiple}

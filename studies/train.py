@@ -45,7 +45,8 @@ from studies.config import StudyConfig, load_config
 from studies.progress import EpochProgress
 from studies.storage import mask_url, open_storage
 
-IDENTITY_EXCLUDES = ("devices", "device", "name", "out", "storage")  # may change between a run and its resumption
+# may change between a run and its resumption (compile and cuda_graphs are for study trials only)
+IDENTITY_EXCLUDES = ("devices", "device", "name", "out", "storage", "compile", "cuda_graphs")
 EXAMPLES = 24  # validation images shown with their predictions on the report page
 
 
@@ -179,8 +180,8 @@ def _plan_resume(config: StudyConfig, resume: str) -> Plan:
     if not (folder / checkpoint.CONFIG).is_file():
         raise UserError(f"--resume {resume!r}: no training run there (nor under {config.run.out!r})")
     saved = checkpoint.read_json(folder / checkpoint.CONFIG)
-    settings = {**saved["settings"], **{k: v for k, v in config.to_dict().items()
-                                       if k in ("devices", "device") and k in config.explicit}}
+    settings = {**_legacy(saved["settings"]), **{k: v for k, v in config.to_dict().items()
+                                                if k in ("devices", "device") and k in config.explicit}}
     resumed = load_config(overrides={k: v for k, v in settings.items() if k != "space"}, command="train")
     source = Source(text=saved["network"], label=saved["label"], resolution=saved["resolution"], name=folder.name)
     return _check(resumed, source, folder)
@@ -228,9 +229,14 @@ def _check(config: StudyConfig, source: Source, folder: Path) -> Plan:
 
 def _differences(saved: dict[str, Any], identity: dict[str, Any]) -> list[str]:
     out = [k for k in ("arch", "resolution") if saved.get(k) != identity[k]]
-    old, new = saved.get("settings", {}), identity["settings"]
+    old, new = _legacy(saved.get("settings", {})), identity["settings"]
     out += [k for k in sorted(set(old) | set(new)) if k not in IDENTITY_EXCLUDES and old.get(k) != new.get(k)]
     return out
+
+
+def _legacy(settings: dict[str, Any]) -> dict[str, Any]:
+    """A run's settings as an earlier version recorded them: --lr was the peak at any batch size."""
+    return {"lr_batch": settings.get("batch_size", 32), **settings}
 
 
 def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:

@@ -50,3 +50,11 @@ def test_a_study_whose_smallest_candidate_cannot_fit_is_refused(tmp_path):
                     "--storage", f"sqlite:///{tmp_path}/m.db", cwd=tmp_path)
     assert_user_error(result, "training needs")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_fixed_list_that_cannot_fit_is_refused_before_training(tmp_path):
+    """A scaling grid must train every triple, so one that cannot fit stops the command, not a loop of skips."""
+    result = effnas("scale", "--baseline", TINY, "--resolution", "64", "--batch-size", "100000000", "--dataset",
+                    "digits", "--step", "0.25", "--storage", f"sqlite:///{tmp_path}/m.db", cwd=tmp_path)
+    assert_user_error(result, "training needs")
+    assert list(tmp_path.iterdir()) == []
