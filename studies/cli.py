@@ -105,9 +105,10 @@ def add_search(commands) -> None:
 
 
 def run_search(args: argparse.Namespace) -> int:
+    config = config_from_args(args)  # bad flags fail before torch is imported
     from studies.nas import run_search as search
 
-    search(config_from_args(args))
+    search(config)
     return 0
 
 
@@ -218,10 +219,11 @@ def add_confirm(commands) -> None:
 
 
 def run_confirm(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
     from studies.confirm import run_confirm as confirm
     from studies.tables import rows_table
 
-    result = confirm(config_from_args(args))
+    result = confirm(config)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
@@ -307,14 +309,14 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def add_export(commands) -> None:
-    from studies.export import FORMATS
+    from studies.config import EXPORT_FORMATS
 
     p = commands.add_parser("export", help="export a trained network: ONNX, torch.export, timm",
                             description="onnx: checked against torch with onnxruntime; pt2: a torch.export program; "
                                         "timm: a state dict with timm's keys and the recipe that builds the network "
                                         "in timm. Each has a JSON sidecar (resolution, mean, std, classes).")
     p.add_argument("checkpoint", metavar="CHECKPOINT", help="a training run folder or a checkpoint directory")
-    p.add_argument("--format", dest="fmt", required=True, choices=FORMATS)
+    p.add_argument("--format", dest="fmt", required=True, choices=EXPORT_FORMATS)
     p.add_argument("--out", metavar="PATH", help="file (onnx, pt2) or folder (timm); default RUN/export/")
     p.set_defaults(run=run_export)
 

@@ -319,6 +319,8 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
+EXPORT_FORMATS = ("onnx", "pt2", "timm")  # effnas export --format
+
 STUDY_FILE_LIMIT = 1 << 20  # bytes: a study file is a page of settings
 
 

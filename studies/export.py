@@ -24,8 +24,8 @@ from search.checkpoint import Trained, load_trained
 from search.files import write_atomic
 from space import presets
 from space.errors import SearchError, UserError
+from studies.config import EXPORT_FORMATS
 
-FORMATS = ("onnx", "pt2", "timm")
 ONNX_TOLERANCE = 1e-4
 
 
@@ -46,8 +46,8 @@ def output_path(trained: Trained, fmt: str, out: str | None) -> Path:
 
 
 def export(text: str, *, fmt: str, out: str | None = None, batch: int = 8) -> dict[str, Any]:
-    if fmt not in FORMATS:
-        raise UserError(f"unknown export format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    if fmt not in EXPORT_FORMATS:
+        raise UserError(f"unknown export format {fmt!r}; allowed: {', '.join(EXPORT_FORMATS)}")
     trained = load_trained(text)
     path = output_path(trained, fmt, out)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -195,24 +195,6 @@ def postgres():
 
 
 @needs_postgres
-def test_three_workers_on_postgres_end_with_exactly_n(postgres):
-    url = postgres.create_database("concurrent")
-    args = ["search", "--study", "c", "--storage", url, "--trials", "15", *FAST]
-    workers = [popen(*args) for _ in range(3)]
-    outputs = [w.communicate(timeout=600) for w in workers]
-    for w, (out, err) in zip(workers, outputs):
-        assert w.returncode == 0, err
-        assert PASSWORD not in out + err
-    final = states(url, "c")
-    assert len(final["COMPLETE"]) == 15 and "RUNNING" not in final
-    study = optuna.load_study(study_name="c", storage=url)
-    workers_seen = {t.user_attrs["worker"] for t in study.get_trials(states=(TrialState.COMPLETE,))}
-    assert len(workers_seen) >= 2  # the work was shared
-    print(f"3 workers on PostgreSQL: {len(final['COMPLETE'])} complete, {len(final.get('FAIL', []))} failed, "
-          f"trials per worker {sorted(sum(t.user_attrs['worker'] == w for t in study.trials) for w in workers_seen)}")
-
-
-@needs_postgres
 def test_a_dead_worker_is_detected_and_its_trial_retried(postgres):
     url = postgres.create_database("deadworker")
     args = ["search", "--study", "d", "--storage", url, "--trials", "12", *FAST]
