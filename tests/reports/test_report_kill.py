@@ -36,7 +36,7 @@ def test_report_killed_at_random_points(nas_storage, tmp_path):
     mtime = (out / "plotly.min.js").stat().st_mtime_ns
     rng = random.Random(20261122)
     kills = 0
-    for _ in range(6):
+    for _ in range(4):
         process = subprocess.Popen([sys.executable, "-m", "studies.cli", *args], cwd=ROOT,
                                    env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
@@ -48,7 +48,7 @@ def test_report_killed_at_random_points(nas_storage, tmp_path):
         whole(out)
         dom = render(out / safe_name("small"), f"--user-data-dir={tmp_path / 'chromium'}")
         assert "main-svg" in dom.split('id="pareto"', 1)[1]  # the charts draw
-    assert kills >= 3
+    assert kills >= 2
     assert (out / "plotly.min.js").stat().st_mtime_ns == mtime  # never rewritten: it was already the right one
     assert effnas(*args).returncode == 0
     assert not list(out.glob(".*.tmp"))

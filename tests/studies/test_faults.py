@@ -81,13 +81,13 @@ def test_real_nans_stop_the_study_after_max_failures(tmp_path):
     assert not study.get_trials(states=(TrialState.RUNNING,))
 
 
-def test_kills_at_six_random_points_lose_no_complete_trial(tmp_path):
+def test_kills_at_four_random_points_lose_no_complete_trial(tmp_path):
     url = f"sqlite:///{tmp_path}/k.db"
     args = ["search", "--study", "k", "--storage", url, "--trials", "20", *FAST]
     rng = random.Random(20261121)
     kept: set[int] = set()
     kills = 0
-    for point in range(1, 7):
+    for point in range(1, 5):
         process = popen(*args)
         time.sleep(rng.uniform(2.5, 8.0))  # start-up takes ~3-4 s; trials ~0.3 s each
         if process.poll() is None:
@@ -99,12 +99,12 @@ def test_kills_at_six_random_points_lose_no_complete_trial(tmp_path):
             assert kept <= complete, f"complete trials lost: {kept - complete}"
             kept = complete
         print(f"kill point {point}: {len(kept)} complete trials kept")
-    assert kills >= 3
+    assert kills >= 2
     result = effnas(*args)
     assert result.returncode == 0, result.stderr
     final = states(url, "k")
     assert len(final["COMPLETE"]) == 20 and "RUNNING" not in final and kept <= set(final["COMPLETE"])
-    print(f"{kills} SIGKILLs at 6 random points; 0 complete trials lost; resumed to {len(final['COMPLETE'])} "
+    print(f"{kills} SIGKILLs at 4 random points; 0 complete trials lost; resumed to {len(final['COMPLETE'])} "
           f"complete, {len(final.get('FAIL', []))} failed (dead runs' trials, requeued)")
 
 
