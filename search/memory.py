@@ -26,6 +26,21 @@ def available_bytes(device: Any = "cpu") -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
+def device_memory(device: str | None) -> int | None:
+    """What a trial on ``device`` (a --device value) can use: a CUDA device's total memory, else the host's
+    available memory; None (no bound) for an unknown device."""
+    if device is None:
+        return None
+    import torch
+
+    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            return None  # a driver without the workers' GPUs: checked where the trial runs
+        index = torch.device(device).index if ":" in device else 0
+        return int(torch.cuda.get_device_properties(index).total_memory)
+    return available_bytes("cpu")
+
+
 def gib(n: float) -> str:
     return f"{n / GIB:,.1f} GiB"
 

@@ -32,13 +32,16 @@ class Budget:
     max_macs: int | None = None
     max_params: int | None = None
     memory: int | None = None  # bytes a trial may take on its device (weights, optimizer, activations)
+    batch_size: int = 1  # the training batch whose activations count against ``memory``
 
-    def violations(self, c: Cost, *, need: int = 0) -> list[str]:
+    def violations(self, arch: Any, resolution: int, c: Cost) -> list[str]:
+        """Why ``arch`` at ``resolution`` (costing ``c``) breaks the budget; empty when it fits."""
         found = []
         if self.max_macs is not None and c.macs > self.max_macs:
             found.append(f"macs {c.macs} > max {self.max_macs}")
         if self.max_params is not None and c.params > self.max_params:
             found.append(f"params {c.params} > max {self.max_params}")
+        need = training_memory(arch, resolution, c, batch_size=self.batch_size) if self.memory is not None else 0
         if self.memory is not None and need > self.memory:
             found.append(f"training needs ~{need / 2**30:,.1f} GiB (weights, gradients, AdamW state and the "
                          f"activations of a batch) and the device has {self.memory / 2**30:,.1f} GiB")
@@ -49,23 +52,6 @@ def training_memory(arch: Any, resolution: int, c: Cost, *, batch_size: int) -> 
     """Bytes a training step needs, from the analytic cost: fp32 weights, gradients and AdamW's two moments
     (16 bytes a parameter) and the fp32 activations a batch keeps for the backward pass."""
     return 16 * c.params + 4 * batch_size * activations(arch, resolution)
-
-
-def device_memory(device: str | None) -> int | None:
-    """What a trial on ``device`` (a --device value) can use: a CUDA device's total memory, else the host's
-    available memory; None (no bound) for an unknown device."""
-    import torch
-
-    from search.memory import available_bytes
-
-    if device is None:
-        return None
-    if device.startswith("cuda") or (device == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            return None  # a driver without the workers' GPUs: checked where the trial runs
-        index = torch.device(device).index if ":" in device else 0
-        return int(torch.cuda.get_device_properties(index).total_memory)
-    return available_bytes("cpu")
 
 
 @dataclass(frozen=True)
@@ -190,8 +176,7 @@ class TrialPlanner:
                 proposal = self.propose(trial)
             c = cost(proposal.arch, proposal.resolution, num_classes=self.template.num_classes)
             self._record_arch(trial, proposal, c)
-            need = training_memory(proposal.arch, proposal.resolution, c, batch_size=self.template.train.batch_size)
-            problems = self.budget.violations(c, need=need)
+            problems = self.budget.violations(proposal.arch, proposal.resolution, c)
             if problems:
                 record.write(trial, {"infeasible": "; ".join(problems)})
                 self.study.tell(trial, state=TrialState.PRUNED)

@@ -12,8 +12,9 @@ import optuna
 
 from search import record, samplers, selection
 from search.fidelity import Rungs
+from search.memory import device_memory
 from search.record import TrialRecord
-from search.trial import Budget, LatencyOf, TrialPlanner, TrialTemplate, device_memory, space_proposer, training_memory
+from search.trial import Budget, LatencyOf, TrialPlanner, TrialTemplate, space_proposer
 from space import presets
 from space.cost import cost
 from space.errors import UserError
@@ -67,10 +68,11 @@ def plan_search(config: StudyConfig) -> Plan:
     rungs = rungs_of(config)
     data = preflight(config)
     space = replace(space, base=replace(base, in_channels=data.channels))
-    budget = Budget(max_macs=config.max_macs, max_params=config.max_params, memory=device_memory(trial_device(config)))
-    smallest = cost(space.smallest(), config.resolution, num_classes=data.num_classes)
-    problems = budget.violations(smallest, need=training_memory(space.smallest(), config.resolution, smallest,
-                                                                batch_size=config.train.batch_size))
+    budget = Budget(max_macs=config.max_macs, max_params=config.max_params,
+                    memory=device_memory(trial_device(config)), batch_size=config.train.batch_size)
+    smallest = space.smallest()
+    problems = budget.violations(smallest, config.resolution,
+                                 cost(smallest, config.resolution, num_classes=data.num_classes))
     if problems:
         raise UserError(f"no architecture of the search space fits the budget: even the smallest has "
                         f"{'; '.join(problems)}")
@@ -163,6 +165,7 @@ def open_study(plan: Plan, storage: optuna.storages.BaseStorage) -> optuna.Study
                 study.set_user_attr(key, value)
         base = plan.space.base_params()
         if base is not None and not study.trials and not plan.budget.violations(
+                plan.space.base, config.resolution,
                 cost(plan.space.base, config.resolution, num_classes=plan.template.num_classes)):
             study.enqueue_trial(base, user_attrs={"enqueued": "base architecture"})
         study.set_user_attr("kind", attrs["kind"])  # last: a joining worker waits for a complete record

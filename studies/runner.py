@@ -14,7 +14,8 @@ from optuna.trial import FrozenTrial, TrialState
 from search import lifecycle, record, selection
 from search.data import check_spec, dims_of
 from search.executors import make_executor
-from search.trial import Budget, Candidate, Proposal, TrialPlanner, TrialTemplate, device_memory, training_memory
+from search.memory import device_memory
+from search.trial import Budget, Candidate, Proposal, TrialPlanner, TrialTemplate
 from space.arch import ArchSpec
 from space.cost import cost
 from space.errors import Terminated, UserError
@@ -200,13 +201,12 @@ def trial_device(config: StudyConfig) -> str | None:
 def check_memory(config: StudyConfig, proposals: Iterable[Proposal], *, num_classes: int) -> None:
     """A fixed list (grid, family, confirmation) is refused before anything trains when one of its networks
     cannot train on the device: every proposal must be trained, so none may be skipped as infeasible."""
-    memory = device_memory(trial_device(config))
-    if memory is None:
+    budget = Budget(memory=device_memory(trial_device(config)), batch_size=config.train.batch_size)
+    if budget.memory is None:
         return
     for proposal in proposals:
-        c = cost(proposal.arch, proposal.resolution, num_classes=num_classes)
-        problems = Budget(memory=memory).violations(c, need=training_memory(
-            proposal.arch, proposal.resolution, c, batch_size=config.train.batch_size))
+        problems = budget.violations(proposal.arch, proposal.resolution,
+                                     cost(proposal.arch, proposal.resolution, num_classes=num_classes))
         if problems:
             raise UserError(f"{proposal.arch} at {proposal.resolution}: {problems[0]}; lower --batch-size or the "
                             "resolution")

@@ -39,8 +39,8 @@ def test_the_budget_refuses_what_cannot_fit():
     c = cost(arch, 32, num_classes=10)
     need = training_memory(arch, 32, c, batch_size=64)
     assert need == 16 * c.params + 4 * 64 * activations(arch, 32)
-    assert Budget(memory=need).violations(c, need=need) == []
-    (problem,) = Budget(memory=need - 1).violations(c, need=need)
+    assert Budget(memory=need, batch_size=64).violations(arch, 32, c) == []
+    (problem,) = Budget(memory=need - 1, batch_size=64).violations(arch, 32, c)
     assert "training needs" in problem and "GiB" in problem
 
 
