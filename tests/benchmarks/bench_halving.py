@@ -1,7 +1,8 @@
 """Plain search against successive halving at the same total training epochs (issue 12).
 
 For each of 3 seeds: a plain NSGA-II study (--trials 20 --epochs 3: 60 epochs) and a successive-halving study
-(--rungs 1,3 --eta 3, grown until it has spent as many epochs); then the top 4 of each front (the order
+(--rungs 1,3 --eta 3, grown until it has spent as many epochs, and compared on the trials that finished
+within them); then the top 4 of each front (the order
 `effnas confirm` uses) are retrained at 9 epochs with 2 seeds, and the hypervolume of each confirmed front (mean
 accuracy over the seeds) is computed with one reference point common to all (accuracy 0, 1.1 x the costliest
 confirmed MACs).
@@ -47,14 +48,29 @@ def effnas(*args: str) -> None:
         raise RuntimeError(f"effnas {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}")
 
 
+def trained_epochs(trial: optuna.trial.FrozenTrial) -> int:
+    """Epochs a trial trained: a complete trial's epochs, a stopped trial's up to its rung, none for a duplicate
+    or an over-budget sample (never trained)."""
+    a = trial.user_attrs
+    return a.get("stopped_at") or (a.get("epochs", 0) if trial.state.name == "COMPLETE" else 0)
+
+
 def epochs_spent(url: str, name: str) -> int:
-    """Epochs actually trained: a complete trial's epochs, a stopped trial's up to its rung, none for a
-    duplicate or an over-budget sample (never trained)."""
-    trained = 0
-    for t in optuna.load_study(study_name=name, storage=url).trials:
-        a = t.user_attrs
-        trained += a.get("stopped_at") or (a.get("epochs", 0) if t.state.name == "COMPLETE" else 0)
-    return trained
+    return sum(trained_epochs(t) for t in optuna.load_study(study_name=name, storage=url).trials)
+
+
+def within_budget(url: str, name: str) -> tuple[list[optuna.trial.FrozenTrial], int]:
+    """The trials that finished before the study had spent BUDGET epochs, in completion order, and their epochs:
+    a study that ran past the budget (successive halving grows in steps) is compared at exactly the budget."""
+    finished = sorted((t for t in optuna.load_study(study_name=name, storage=url).trials if t.datetime_complete),
+                      key=lambda t: t.datetime_complete)
+    kept, spent = [], 0
+    for t in finished:
+        if spent + trained_epochs(t) > BUDGET:
+            break
+        kept.append(t)
+        spent += trained_epochs(t)
+    return kept, spent
 
 
 def complete(url: str, name: str) -> int:
@@ -80,13 +96,10 @@ def run_study(url: str, name: str, seed: int, workers: int) -> dict:
             if spent >= BUDGET:
                 break
             trials += max(1, int((BUDGET - spent) // (spent / trials)) - 1)
-    return {"epochs": epochs_spent(url, name), "trials": complete(url, name), "top": top_of_front(url, name)}
-
-
-def top_of_front(url: str, name: str) -> list[tuple[str, int]]:
-    done = selection.measured(record.read_all(optuna.load_study(study_name=name, storage=url).trials), merge=True)
+    trials, spent = within_budget(url, name)
+    done = selection.measured(record.read_all(trials), merge=True)
     order = fidelity.nondominated_order([(r.accuracy, float(r.macs)) for r in done])
-    return [(done[i].arch, int(done[i].macs)) for i in order[:TOP]]
+    return {"epochs": spent, "trials": len(done), "top": [(done[i].arch, int(done[i].macs)) for i in order[:TOP]]}
 
 
 def confirm(job: tuple[str, int]) -> float:
