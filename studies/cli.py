@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 
+from search import signals
 from space.errors import SearchError, Terminated, UserError
 
 
@@ -419,13 +419,9 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 done, 1 the work could not go on, 2 bad input, 130 Ctrl-C, 143 SIGTERM."""
-    signal.signal(signal.SIGTERM, _terminate)
+    signals.install()  # Ctrl-C and SIGTERM raise at a safe point, never inside a database write
     try:
         return _main(argv)
     except Terminated:

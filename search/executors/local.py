@@ -16,12 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from search import lifecycle
+from search import lifecycle, signals
 from search.executors.base import FailureStreak, OnTrial
 from search.lifecycle import Heartbeat
 from search.trial import TrialPlanner
 from search.worker import run_trial
-from space.errors import SearchError, Terminated, UserError
+from space.errors import SearchError, UserError
 
 PlannerFactory = Callable[[str], TrialPlanner]  # a device -> a planner on the same study, in a worker process
 
@@ -128,8 +128,8 @@ def _worker_main(replicate: PlannerFactory, device: str, threads: int, max_failu
         pass
     if os.getppid() != parent:
         sys.exit(143)
-    signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and tells each worker
+    signals.install(sigint=False)
     import torch
 
     torch.set_num_threads(threads)
@@ -147,10 +147,6 @@ def _worker_main(replicate: PlannerFactory, device: str, threads: int, max_failu
     except SearchError as exc:
         print(f"effnas: error: {' '.join(str(exc).split())}", file=sys.stderr)
         sys.exit(1)
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated()
 
 
 def _release_cuda_memory() -> None:

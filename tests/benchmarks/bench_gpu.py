@@ -8,6 +8,7 @@ Needs torch, optuna (the study) and nvidia-ml-py; not ray, plotly or fvcore.
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -75,7 +76,24 @@ def compile_payoff(resolution: int = 32, batch: int = 32, images: int = 1437) ->
     return out
 
 
-def busy_during_study(workers: int, extra: tuple[str, ...] = ()) -> dict:
+def mps_daemon(folder: str) -> dict | None:
+    """Start NVIDIA's Multi-Process Service for this user, with its pipes in ``folder``; the environment a client
+    needs, or None where the control binary is missing. It changes no GPU setting; ``stop_mps`` quits it."""
+    control = shutil.which("nvidia-cuda-mps-control")
+    if control is None:
+        return None
+    env = {"CUDA_MPS_PIPE_DIRECTORY": f"{folder}/pipe", "CUDA_MPS_LOG_DIRECTORY": f"{folder}/log"}
+    for path in env.values():
+        os.makedirs(path, exist_ok=True)
+    subprocess.run([control, "-d"], env={**os.environ, **env}, check=True)
+    return env
+
+
+def stop_mps(env: dict) -> None:
+    subprocess.run(["nvidia-cuda-mps-control"], input="quit\n", text=True, env={**os.environ, **env}, timeout=30)
+
+
+def busy_during_study(workers: int, extra: tuple[str, ...] = (), env: dict | None = None, label: str = "") -> dict:
     import optuna
     import pynvml
 
@@ -97,8 +115,8 @@ def busy_during_study(workers: int, extra: tuple[str, ...] = ()) -> dict:
         thread.start()
         try:
             result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=240,
-                                    env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get(
-                                        "PYTHONPATH", "")])})
+                                    env={**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(
+                                        [str(ROOT), os.environ.get("PYTHONPATH", "")])})
         except subprocess.TimeoutExpired as exc:
             print(f"{workers} workers: no end after 240 s; stderr: {(exc.stderr or b'')[-1500:]!r}")
             return {}
@@ -117,7 +135,7 @@ def busy_during_study(workers: int, extra: tuple[str, ...] = ()) -> dict:
     figures = {"workers": workers, "trials_per_minute": len(trials) / wall * 60, "wall_s": wall,
                "median_trial_s": per_trial, "median_train_s": train,
                "busy_fraction": sum(s > 0 for s in steady) / len(steady), "mean_utilization": statistics.mean(steady)}
-    print(f"{workers} trial process(es) on one GPU{' ' + ' '.join(extra) if extra else ''}: "
+    print(f"{workers} trial process(es) on one GPU{' ' + ' '.join(extra) if extra else ''}{label}: "
           f"{figures['trials_per_minute']:.1f} trials/min ({len(trials)} in {wall:.0f} s, process start-up included), "
           f"median trial {per_trial:.2f} s of which training {train:.2f} s; NVML utilization mean "
           f"{figures['mean_utilization']:.0f} %, busy in {figures['busy_fraction']:.0%} of samples")
@@ -125,11 +143,27 @@ def busy_during_study(workers: int, extra: tuple[str, ...] = ()) -> dict:
 
 
 def main() -> dict:
+    """All figures; ``--workers K`` measures only K trial processes: eager, with --cuda-graphs, and under MPS."""
     if not torch.cuda.is_available():
         print("no CUDA GPU on this machine: compile and GPU utilisation not measured")
         return {}
     print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}")
     figures = {"compile": compile_payoff()} if "--no-compile" not in sys.argv else {}
+    if "--workers" in sys.argv:
+        workers = int(sys.argv[sys.argv.index("--workers") + 1])
+        figures["eager"] = busy_during_study(workers)
+        figures["graphs"] = busy_during_study(workers, ("--cuda-graphs",))
+        with tempfile.TemporaryDirectory() as folder:
+            env = mps_daemon(folder)
+            if env is None:
+                print("nvidia-cuda-mps-control not found: MPS not measured")
+                return figures
+            try:
+                figures["mps"] = busy_during_study(workers, env=env, label=" under MPS")
+                figures["mps_graphs"] = busy_during_study(workers, ("--cuda-graphs",), env=env, label=" under MPS")
+            finally:
+                stop_mps(env)
+        return figures
     for workers in (1, 2, 4):
         figures[f"default_{workers}"] = busy_during_study(workers)
     for workers in (1, 4):

@@ -28,9 +28,12 @@ pytestmark = pytest.mark.slow
 
 
 def popen(*args: str) -> subprocess.Popen:
+    # Ctrl-C's default action even where the suite itself runs with SIGINT ignored (a shell's `cmd &`): Python
+    # installs its KeyboardInterrupt handler only for a SIGINT that was not ignored at start.
     return subprocess.Popen([sys.executable, "-m", "studies.cli", *args], cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def states(url: str, name: str) -> dict[str, list[int]]:
