@@ -1,12 +1,15 @@
-"""Datasets as resident tensors: images (``digits``, bundled; ``cifar10:PATH``; ``folder:PATH``) and
-volumes (``shapes3d``, bundled; ``volumes:PATH``).
+"""Datasets: images (``digits``, bundled; ``cifar10:PATH``; ``folder:PATH``) and volumes (``shapes3d``, bundled;
+``volumes:PATH``).
 
 Every image dataset becomes uint8 N x 3 x R x R images at the study's resolution, every volume dataset
 float32 N x C x R x R x R volumes, plus labels; either is split once into train and validation with a
-seeded permutation of the training data: the search never sees a test split.
+seeded permutation of the training data: the search never sees a test split. The split is held in memory,
+except for a folder large enough for the image cache: its split is the memory-mapped cache file and two lists
+of rows (:class:`Rows`), and each batch reads its own rows, so a dataset larger than RAM streams from disk.
 """
 from __future__ import annotations
 
+import math
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,12 +32,61 @@ SPATIAL_DIMS = {"digits": 2, "cifar10": 2, "folder": 2, "shapes3d": 3, "volumes"
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
+class Rows:
+    """The rows ``index`` of ``base`` (N x ...), not copied: ``rows[i]``, ``rows[a:b]`` and ``rows[indices]`` read
+    only the rows asked for -- from a memory-mapped file, the page cache or the disk."""
+
+    def __init__(self, base: torch.Tensor, index: torch.Tensor) -> None:
+        self.base, self.index = base, index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, key: int | slice | torch.Tensor) -> torch.Tensor:
+        if isinstance(key, int):
+            return self.base[int(self.index[key])]
+        return self.base[self.index[key.cpu() if isinstance(key, torch.Tensor) else key]]
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((len(self.index), *self.base.shape[1:]))
+
+    @property
+    def ndim(self) -> int:
+        return self.base.ndim
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.base.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.base.device
+
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    def element_size(self) -> int:
+        return self.base.element_size()
+
+    def to(self, device: torch.device | str, *, chunk: int = 1024) -> torch.Tensor | Rows:
+        """The rows as one tensor on ``device`` (a GPU the set fits on), copied ``chunk`` rows at a time, so the
+        host never holds more than a chunk of them; on the base's own device, the rows themselves (as
+        ``Tensor.to`` returns the tensor)."""
+        if torch.device(device) == self.base.device:
+            return self
+        out = torch.empty(self.shape, dtype=self.dtype, device=device)
+        for begin in range(0, len(self), chunk):
+            out[begin:begin + chunk] = self[begin:begin + chunk].to(device)
+        return out
+
+
 @dataclass
 class Dataset:
     name: str
-    train_x: torch.Tensor  # uint8 N x 3 x R x R images, or float32 N x C x R x R x R volumes
+    train_x: torch.Tensor | Rows  # uint8 N x 3 x R x R images, or float32 N x C x R x R x R volumes
     train_y: torch.Tensor  # int64
-    val_x: torch.Tensor
+    val_x: torch.Tensor | Rows
     val_y: torch.Tensor
     num_classes: int
     mean: torch.Tensor = field(repr=False)
@@ -126,14 +178,15 @@ def load_dataset(spec: str, *, resolution: int, seed: int = 0, val_fraction: flo
     if kind == "volumes":
         volumes, labels = load_volumes(root, resolution=resolution)
         return _split(spec, volumes, labels, seed=seed, val_fraction=val_fraction, classes=class_names_of(kind, root))
+    mapped = False
     if kind == "digits":
         images, labels = _digits()
     elif kind == "cifar10":
         images, labels = _cifar10(root, "data_batch_*")
     else:
-        images, labels = _folder(root, resolution)
+        images, labels, mapped = _folder(root, resolution)
     return _split(spec, _resize(images, resolution), labels, seed=seed, val_fraction=val_fraction,
-                  classes=class_names_of(kind, root))
+                  classes=class_names_of(kind, root), lazy=mapped)
 
 
 def class_names_of(kind: str, root: Path | None) -> tuple[str, ...]:
@@ -219,17 +272,19 @@ def read_image(path: Path, resolution: int) -> torch.Tensor:
     return torch.from_numpy(imagecache.decode_image(path, resolution))
 
 
-def _folder(root: Path, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _folder(root: Path, resolution: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """(images, labels, whether the images are the memory-mapped cache): a large folder is decoded once on every
+    core and then mapped (its size is checked against the cache's disk), a small one decoded into memory."""
     files = image_files(root)
     check_classes(files, root=root, kind="folder", noun="images")
-    check_fits(len(files), resolution, where=str(root))
-    if len(files) >= imagecache.min_images():  # decoded once on every core, then memory-mapped
+    if len(files) >= imagecache.min_images():
         images, labels = imagecache.cached_images(root, files, resolution)
-        return torch.from_numpy(images), torch.from_numpy(labels)
+        return torch.from_numpy(images), torch.from_numpy(labels), True
+    check_fits(len(files), resolution, where=str(root))
     images = torch.empty((len(files), 3, resolution, resolution), dtype=torch.uint8)
     for row, (path, _) in enumerate(files):
         images[row] = read_image(path, resolution)
-    return images, torch.tensor([index for _, index in files], dtype=torch.long)
+    return images, torch.tensor([index for _, index in files], dtype=torch.long), False
 
 
 RESIZE_CHUNK = 256  # images resized at a time: the float copy of a chunk is all the resize adds to memory
@@ -249,18 +304,20 @@ def _resize(images: torch.Tensor, resolution: int) -> torch.Tensor:
 
 
 def _split(name: str, images: torch.Tensor, labels: torch.Tensor, *, seed: int, val_fraction: float,
-           classes: tuple[str, ...]) -> Dataset:
+           classes: tuple[str, ...], lazy: bool = False) -> Dataset:
+    """Train and validation by a seeded permutation; ``lazy``: the two sides are rows of ``images`` (a memory
+    map), not copies, in the same order as the copies would be."""
     count = len(labels)
     n_val = max(1, int(round(count * val_fraction)))
     if count - n_val < 1:
         raise UserError(f"dataset {name!r} has {count} images: too few to split into train and validation")
     order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
     val, train = order[:n_val], order[n_val:]
-    train_x = images[train]
+    train_x, val_x = (Rows(images, train), Rows(images, val)) if lazy else (images[train], images[val])
     scale = 255.0 if images.dtype == torch.uint8 else 1.0
     mean, std = _channel_stats(train_x, scale)
     return Dataset(
-        name=name, train_x=train_x, train_y=labels[train], val_x=images[val], val_y=labels[val],
+        name=name, train_x=train_x, train_y=labels[train], val_x=val_x, val_y=labels[val],
         num_classes=int(labels.max()) + 1, mean=mean, std=std, scale=scale, classes=classes,
         split={"train": len(train), "validation": n_val, "val_fraction": val_fraction, "split_seed": seed},
     )
@@ -270,13 +327,13 @@ STATS_IN_ONE_PASS = 1 << 23  # elements: up to here a float copy of the training
 STATS_CHUNK = 1 << 20  # elements summed at a time past it (an 8 MB float64 copy)
 
 
-def _channel_stats(x: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _channel_stats(x: torch.Tensor | Rows, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std of ``x / scale`` (N x C x ...), shaped to broadcast over a batch. A large set
     is summed chunk by chunk in float64, so the statistics add one chunk's copy to memory, not the set's."""
     shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
     axes = (0, *range(2, x.ndim))  # every axis but the channels
     if x.numel() <= STATS_IN_ONE_PASS:
-        values = x.float().div(scale)
+        values = (x if isinstance(x, torch.Tensor) else x[0:len(x)]).float().div(scale)
         return values.mean(dim=axes).view(shape), values.std(dim=axes).clamp_min(1e-3).view(shape)
     total = torch.zeros(x.shape[1], dtype=torch.float64)
     squares = torch.zeros(x.shape[1], dtype=torch.float64)

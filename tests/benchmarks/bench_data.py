@@ -1,6 +1,7 @@
 """Folder datasets (issue 14): a 5,000-image synthetic folder of 128 px PNGs loaded at 128 px the resident way
 (decoded in memory, one process) against the image cache (decoded once on every core into a memory-mapped
-entry), first load and cached load; each load runs in a fresh process and reports its wall time and peak RSS.
+entry, streamed from it), first load and cached load; each load runs in a fresh process and reports its wall time,
+its peak RSS and the private (anonymous) memory it holds once loaded -- the part that cannot be paged out.
 """
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ else:
     data = load_dataset(sys.argv[1], resolution=int(sys.argv[2]))
     stored = data.train_x.numel() + data.val_x.numel()
 seconds = time.perf_counter() - start
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+anon = int(status["RssAnon"].split()[0]) * 1024  # private memory now; memory-mapped file pages are RssFile
 print(json.dumps({"seconds": seconds, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                  "stored": stored}))
+                  "stored": stored, "anon": anon}))
 """
 
 
@@ -62,11 +65,13 @@ def main() -> dict:
     tensors = figures["resident"]["stored"]
     print(f"{IMAGES:,} PNGs at {SIDE} px ({stored / 2**20:.0f} MiB of files, {tensors / 2**20:.0f} MiB as uint8 "
           f"tensors), {os.cpu_count()} cores:")
+    base_anon = load("none", {})["anon"]
     for name, f in figures.items():
         f["peak_over_imports"] = f["peak_rss"] - baseline
         print(f"  {name:<12} {f['seconds']:6.1f} s   peak RSS {f['peak_rss'] / 2**20:6.0f} MiB, "
               f"{f['peak_over_imports'] / 2**20:.0f} MiB over the imports' {baseline / 2**20:.0f} MiB "
-              f"= {f['peak_over_imports'] / tensors:.2f}x the tensors")
+              f"= {f['peak_over_imports'] / tensors:.2f}x the tensors; private memory held after the load "
+              f"{(f['anon'] - base_anon) / tensors:.2f}x")
     print("  (the cache's figures count its memory-mapped pages, which the kernel can drop and read again)")
     print(f"  first load, cache / resident: {figures['cache_first']['seconds'] / figures['resident']['seconds']:.2f}x;"
           f" cached load / resident: {figures['cache_again']['seconds'] / figures['resident']['seconds']:.2f}x")

@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from models import build
 from search import data, imagecache
+from search.settings import TrainSettings
+from search.train import train_and_evaluate
+from space import presets
 from space.errors import UserError
 from tests.clirun import effnas
 
@@ -25,6 +29,9 @@ def folder(tmp_path):
     return root
 
 
+TINY = "stem_c8 ds_r1_k3_s1_c8 ir_r1_k3_s2_e3_c16 head_c32"
+
+
 def entries(cache):
     return sorted(p.name for p in cache.iterdir())
 
@@ -37,16 +44,30 @@ def test_the_cache_gives_the_in_memory_dataset_and_decodes_once(folder, tmp_path
     assert not cache.exists()
     monkeypatch.setenv("EFFNAS_CACHE_MIN_IMAGES", "1")
     cached = data.load_dataset(f"folder:{folder}", resolution=16, seed=3)
+    assert isinstance(cached.train_x, data.Rows) and isinstance(cached.val_x, data.Rows)  # streamed, not copied
     for name in ("train_x", "train_y", "val_x", "val_y", "mean", "std"):
-        assert torch.equal(getattr(resident, name), getattr(cached, name)), name
+        value = getattr(cached, name)
+        assert torch.equal(getattr(resident, name), value[0:len(value)]), name
     assert len(entries(cache)) == 1
+    order = torch.randperm(len(resident.train_y), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(cached.train_x[order[:7]], resident.train_x[order[:7]])  # a batch reads its own rows
+    assert torch.equal(cached.val_x[3], resident.val_x[3])
+    assert cached.train_x.to("cpu") is cached.train_x  # a CPU trial keeps streaming: nothing is copied
+
+    def trained(dataset):
+        torch.manual_seed(0)
+        model = build(presets.network(TINY), num_classes=2)
+        return train_and_evaluate(model, dataset, TrainSettings(epochs=1, batch_size=8), torch.device("cpu"),
+                                  seed=0).accuracy
+
+    assert trained(cached) == trained(resident)  # the same batches, in the same order
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("decoded again")
 
     monkeypatch.setattr(imagecache, "build_entry", no_decoding)
     again = data.load_dataset(f"folder:{folder}", resolution=16, seed=3)
-    assert torch.equal(again.train_x, cached.train_x)
+    assert torch.equal(again.train_x[0:len(again.train_x)], cached.train_x[0:len(cached.train_x)])
     monkeypatch.undo()
     monkeypatch.setenv("EFFNAS_CACHE", str(cache))
     monkeypatch.setenv("EFFNAS_CACHE_MIN_IMAGES", "1")
