@@ -54,3 +54,33 @@ def test_a_trial_with_cuda_graphs_trains_like_an_eager_one():
 
     eager, graphed = run_trial(spec(False)), run_trial(spec(True))
     assert graphed["accuracy"] > 0.5 and abs(graphed["accuracy"] - eager["accuracy"]) < 0.15
+
+
+@pytest.mark.parametrize("share, on_gpu", [(0.5, True), (0.0, False)])
+def test_a_streamed_folder_goes_on_the_gpu_only_where_it_fits(tmp_path, monkeypatch, share, on_gpu):
+    import numpy as np
+    from PIL import Image
+
+    import search.worker as worker
+    from search.data import Rows
+
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        (tmp_path / "imgs" / label).mkdir(parents=True)
+        for n in range(40):
+            pixels = rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "imgs" / label / f"{n}.png")
+    monkeypatch.setenv("EFFNAS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("EFFNAS_CACHE_MIN_IMAGES", "1")
+    monkeypatch.setattr(worker, "GPU_SHARE", share)
+    monkeypatch.setattr(worker, "_DATA_CACHE", {})
+    spec = TrialSpec(number=4, arch="stem_c16 ds_r1_k3_s1_c16 ir_r2_k3_s2_e4_c24 head_c128",
+                     dataset=f"folder:{tmp_path / 'imgs'}", resolution=16, num_classes=2, split_seed=0, seed=0,
+                     train=TrainSettings(epochs=2, batch_size=16, device="cuda"))
+    result = run_trial(spec)
+    assert result["device"].startswith("cuda:") and 0.0 <= result["accuracy"] <= 1.0
+    data = next(iter(worker._DATA_CACHE.values()))
+    if on_gpu:  # copied chunk by chunk onto the device
+        assert isinstance(data.train_x, torch.Tensor) and data.train_x.is_cuda
+    else:  # streamed from the mapped cache; batches travel
+        assert isinstance(data.train_x, Rows) and data.train_x.device.type == "cpu"
