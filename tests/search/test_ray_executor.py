@@ -1,4 +1,5 @@
-"""The Ray executor against a real local Ray instance and a real `ray start --head` on loopback."""
+"""The Ray executor against a real local Ray instance and a real `ray start --head` on loopback (a 2-D and a
+3-D study on it)."""
 from __future__ import annotations
 
 import os
@@ -13,6 +14,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from search.record import ATTRS
+from space.arch import ArchSpec
+from space.cost import cost
 from tests.clirun import assert_user_error, effnas
 
 TINY_BASE = "stem_c8 ds_r1_k3_s1_c8_se0.25 ir_r2_k3_s2_e3_c16 head_c32"
@@ -71,9 +75,37 @@ def test_study_on_an_existing_head_with_address(tmp_path):
         assert result.returncode == 0, result.stderr[-3000:]
         assert len(attrs_of(url, "head")) == 2
         assert ray_processes(), "the head we joined must still be running: effnas only disconnects"
+        check_a_3d_study(tmp_path, ["--address", f"127.0.0.1:{port}"], env={"RAY_AUTH_MODE": "token"})
     finally:
         subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120, env=env)
     assert not ray_processes()
+
+
+BASE_3D = "3d stem_c8 ds_r1_k3_s1_c8_se0.25 ir_r2_k3_s2_e3_c16 head_c32"
+
+
+def check_a_3d_study(tmp_path: Path, ray: list[str], env: dict) -> None:
+    """A 3-D study on Ray: every trial carries the whole record, dims included, and the exact 3-D cost."""
+    url = f"sqlite:///{tmp_path}/s3.db"
+    (tmp_path / "s.toml").write_text("[space]\nkernel = [3]\n")
+    result = effnas("search", "--executor", "ray", *ray, "--study", "ray3d", "--storage", url, "--trials", "2",
+                    "--epochs", "1", "--resolution", "8", "--base", BASE_3D, "--batch-size", "64", "--config",
+                    str(tmp_path / "s.toml"), env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = optuna.load_study(study_name="ray3d", storage=url)
+    assert study.user_attrs["dims"] == 3
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    expected = {name for name, f in ATTRS.items() if f.metadata["when"] in ("asked", "measured")}
+    expected -= {"infeasible", "alpha", "beta", "gamma", "width", "depth", "phi", "macs_ratio", "nominal",
+                 "nominal_ratio", "replicate"}  # over budget, scaling or confirm only
+    expected -= {"duplicate_of", "rung_accuracy", "stopped_at", "crashes", "crash", "latency_ms"}  # when they apply
+    assert len(trials) == 2
+    for trial in trials:
+        attrs = trial.user_attrs
+        assert expected <= set(attrs), expected - set(attrs)
+        arch = ArchSpec.parse(attrs["arch"])
+        assert attrs["dims"] == 3 and (arch.dims, arch.in_channels) == (3, 1)
+        assert attrs["macs"] == cost(arch, 8, num_classes=5).macs == trial.values[1]
 
 
 def test_unreachable_ray_address_is_an_error(tmp_path):

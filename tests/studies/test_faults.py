@@ -167,6 +167,24 @@ def test_stale_heartbeat_of_another_host_is_failed_and_retried(tmp_path):
     assert len(waiting) == 1 and waiting[0].user_attrs["retry_of"] == trial.number
 
 
+def test_a_trial_whose_worker_died_before_recording_itself_is_failed_after_the_grace_period(tmp_path):
+    from datetime import datetime, timedelta
+
+    from search.lifecycle import GRACE_PERIOD, recover_dead_trials
+    from studies.storage import open_storage
+
+    url = f"sqlite:///{tmp_path}/n.db"
+    study = optuna.create_study(study_name="n", storage=open_storage(url, write=True))
+    trial = study.ask()  # killed right after ask: no worker, no heartbeat, no params
+    assert recover_dead_trials(study) == []  # young: its worker may still be about to record itself
+    with sqlite3.connect(tmp_path / "n.db") as conn:
+        old = datetime.now() - timedelta(seconds=GRACE_PERIOD + 5)
+        conn.execute("UPDATE trials SET datetime_start = ?", (old.isoformat(sep=" "),))
+    assert recover_dead_trials(study) == [trial.number]
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert len(failed) == 1 and failed[0].user_attrs["error"] == "its worker died before recording itself"
+
+
 def test_corrupted_inputs(tmp_path):
     (tmp_path / "imgs" / "a").mkdir(parents=True)
     (tmp_path / "imgs" / "b").mkdir(parents=True)
@@ -205,9 +223,9 @@ def test_a_dead_worker_is_detected_and_its_trial_retried(postgres):
     deadline = time.time() + 60
     while time.time() < deadline:
         time.sleep(0.3)
-        try:
+        try:  # a trial that recorded its worker: the survivors see at once that its pid is gone
             running = [t for t in optuna.load_study(study_name="d", storage=url).get_trials(
-                states=(TrialState.RUNNING,)) if t.params]
+                states=(TrialState.RUNNING,)) if t.params and "worker" in t.user_attrs]
         except KeyError:
             continue
         if running:
