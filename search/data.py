@@ -214,7 +214,7 @@ def load_test(spec: str, *, resolution: int, classes: tuple[str, ...]) -> tuple[
         return _resize(images, resolution), labels
     if kind == "volumes":
         raise UserError(f"--test {spec!r}: a held-out set of volumes is not supported; give folder:PATH")
-    images, labels = _folder(root, resolution)
+    images, labels, _ = _folder(root, resolution)  # a held-out set: evaluated batch by batch, mapped or not
     names = class_names(root)
     unknown = sorted(set(names) - set(classes))
     if unknown:

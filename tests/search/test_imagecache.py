@@ -110,3 +110,12 @@ def test_a_cached_folder_study_end_to_end(folder, tmp_path):
     assert second.returncode == 0, second.stderr[-2000:]
     assert "decoding images" not in second.stderr
     assert len(entries(cache)) == 1
+
+
+def test_a_cached_held_out_set_equals_the_decoded_one(folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("EFFNAS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("EFFNAS_CACHE_MIN_IMAGES", "1000000")
+    decoded = data.load_test(f"folder:{folder}", resolution=16, classes=("cat", "dog"))
+    monkeypatch.setenv("EFFNAS_CACHE_MIN_IMAGES", "1")
+    cached = data.load_test(f"folder:{folder}", resolution=16, classes=("cat", "dog"))
+    assert all(torch.equal(a, b) for a, b in zip(decoded, cached))

@@ -222,7 +222,7 @@ def test_a_dead_worker_is_detected_and_its_trial_retried(postgres):
     victim = popen(*args)
     deadline = time.time() + 60
     while time.time() < deadline:
-        time.sleep(0.3)
+        time.sleep(0.1)
         try:  # a trial that recorded its worker: the survivors see at once that its pid is gone
             running = [t for t in optuna.load_study(study_name="d", storage=url).get_trials(
                 states=(TrialState.RUNNING,)) if t.params and "worker" in t.user_attrs]
