@@ -77,3 +77,20 @@ def test_unreadable_image(tmp_path):
 def test_cifar_without_batches(tmp_path):
     with pytest.raises(UserError, match="data_batch"):
         load_dataset(f"cifar10:{tmp_path}", resolution=8)
+
+
+def test_digits_are_scikit_learns_read_without_importing_it():
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    from search.data import _digits
+
+    images, labels = _digits()
+    bunch = load_digits()
+    expected = torch.from_numpy(bunch.images).float().mul(255.0 / 16.0).round().to(torch.uint8)
+    assert torch.equal(images, expected.unsqueeze(1).expand(-1, 3, -1, -1))
+    assert torch.equal(labels, torch.from_numpy(bunch.target).long())
+    probe = "import sys; from search.data import _digits; _digits(); print('sklearn' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
