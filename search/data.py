@@ -110,7 +110,9 @@ class Dataset:
         return self.train_x.ndim - 2
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        return (images.float() / self.scale - self.mean) / self.std
+        """Float images, normalised on the images' device (a batch of a host-kept set travels as uint8 first)."""
+        mean, std = self.mean.to(images.device), self.std.to(images.device)
+        return (images.float() / self.scale - mean) / std
 
 
 def dims_of(spec: str) -> int:

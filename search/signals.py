@@ -25,12 +25,14 @@ PATIENCE = 10.0
 STORAGE_MODULES = ("sqlalchemy", "sqlite3", "psycopg", "psycopg2", "alembic", "optuna.storages", "optuna.study._tell",
                    "search.lifecycle")
 
-_state: dict = {"pending": None, "since": None}
+_state: dict = {"pending": None, "since": None, "timer": None, "raised": (None, 0.0)}
+BURST = 1.0  # seconds: the same signal again this soon after it was raised is the same request (a process
+# group's SIGTERM and the parent's to each worker), not a second one
 
 
 def install(*, sigint: bool = True) -> None:
-    """Route SIGTERM, and SIGINT unless it is ignored (``nohup``, a shell's ``cmd &``) or ``sigint`` is False,
-    through the safe-point handler. Call from the main thread."""
+    """Route SIGTERM, and SIGINT unless it is ignored (a shell's ``cmd &`` ignores it in the background job) or
+    ``sigint`` is False, through the safe-point handler. Call from the main thread."""
     signal.signal(signal.SIGTERM, _handle)
     if sigint and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, _handle)
@@ -50,13 +52,30 @@ def in_storage(frame: FrameType | None) -> bool:
 
 
 def _handle(signum: int, frame: FrameType | None) -> None:
-    if _state["pending"] is None:
-        _state["pending"], _state["since"] = signum, time.monotonic()
-    if in_storage(frame) and time.monotonic() - _state["since"] < PATIENCE:
-        timer = threading.Timer(RETRY, os.kill, (os.getpid(), _state["pending"]))
-        timer.daemon = True
-        timer.start()
+    now = time.monotonic()
+    last, raised_at = _state["raised"]
+    if _state["pending"] is None and signum == last and now - raised_at < BURST:
+        return  # the same request delivered twice (or a retry that crossed the raise)
+    if _state["pending"] is None or signum == signal.SIGTERM:  # SIGTERM outranks a waiting Ctrl-C
+        _state["pending"] = signum
+    if _state["since"] is None:
+        _state["since"] = now
+    if in_storage(frame) and now - _state["since"] < PATIENCE:
+        if _state["timer"] is None:  # one retry at a time, however many signals came
+            _state["timer"] = threading.Timer(RETRY, _redeliver)
+            _state["timer"].daemon = True
+            _state["timer"].start()
         return
-    pending = _state["pending"]
-    _state["pending"] = _state["since"] = None
+    pending, timer = _state["pending"], _state["timer"]
+    if timer is not None:
+        timer.cancel()
+    _state.update(pending=None, since=None, timer=None, raised=(pending, now))
     raise interruption(pending)
+
+
+def _redeliver() -> None:
+    """From the timer's thread: deliver the waiting signal again, so the handler looks at the main thread anew."""
+    _state["timer"] = None
+    pending = _state["pending"]
+    if pending is not None:
+        os.kill(os.getpid(), pending)

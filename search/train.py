@@ -161,13 +161,12 @@ def train_epoch(model: nn.Module, data: Dataset, optimizer: torch.optim.Optimize
                      for i in range(micro_batches)]
         optimizer.zero_grad(set_to_none=True)
         for number, (part, part_params) in enumerate(parts):
-            images = data.train_x[part]
+            images, labels = data.train_x[part], data.train_y[part]
             if augment is not None:
                 images = augment.apply(images, part_params)
-            images = data.normalize(images).contiguous(memory_format=layout)
-            labels = data.train_y[part]
-            if images.device != device:  # a dataset kept on the host: the batch travels, not the set
+            if images.device != device:  # a dataset kept on the host: the (uint8) batch travels, not the set
                 images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            images = data.normalize(images).contiguous(memory_format=layout)
             with _no_sync(model, last=number == len(parts) - 1):
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda, cache_enabled=forward is None):
                     logits = model(images) if forward is None else forward(images)
@@ -306,7 +305,7 @@ def batch_logits(model: nn.Module, images: torch.Tensor, normalize: Callable[[to
     cuda = device.type == "cuda"
     model.eval()
     for begin in range(0, len(images), batch_size):
-        batch = normalize(images[begin:begin + batch_size]).to(device, non_blocking=True)
+        batch = normalize(images[begin:begin + batch_size].to(device, non_blocking=True))
         batch = batch.contiguous(memory_format=memory_layout(batch.ndim, device=device))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
             yield begin, model(batch).float()

@@ -36,6 +36,7 @@ from search.train import (
     steps_per_epoch,
     train_epoch,
 )
+from search.worker import fits_on
 from space import presets
 from space.cost import Network, cost
 from space.errors import UserError
@@ -258,7 +259,8 @@ def _train(plan: Plan, ranks: distributed.Ranks, err: TextIO) -> dict[str, Any]:
     config, folder, device = plan.config, plan.folder, ranks.device
     settings, run = config.train, config.run
     data = load_dataset(config.dataset, resolution=config.resolution, seed=config.seed,
-                        val_fraction=settings.val_fraction).to(device)
+                        val_fraction=settings.val_fraction)
+    data = data.to(device) if fits_on(device, data) else data  # else (a large streamed set) batches travel
     test = load_test(run.test, resolution=config.resolution, classes=data.classes) if run.test else None
     if ranks.main:
         folder.mkdir(parents=True, exist_ok=True)
@@ -370,8 +372,8 @@ def _save(plan: Plan, model: nn.Module, ema: nn.Module | None, optimizer: torch.
 @torch.no_grad()
 def predictions(model: nn.Module, images: torch.Tensor, data: Dataset, *, batch_size: int,
                 device: torch.device) -> torch.Tensor:
-    """Softmax probabilities for ``images`` (uint8, any device), in float32 on the CPU."""
-    out = [logits.softmax(1).cpu() for _, logits in batch_logits(model, images.to(device), data.normalize,
+    """Softmax probabilities for ``images`` (uint8, any device; each batch travels), in float32 on the CPU."""
+    out = [logits.softmax(1).cpu() for _, logits in batch_logits(model, images, data.normalize,
                                                                    batch_size=batch_size, device=device)]
     return torch.cat(out)
 

@@ -95,7 +95,7 @@ def run_study(url: str, name: str, seed: int, workers: int) -> dict:
             spent = epochs_spent(url, name)
             if spent >= BUDGET:
                 break
-            trials += max(1, int((BUDGET - spent) // (spent / trials)) - 1)
+            trials += max(1, int((BUDGET - spent) // (max(spent, 1) / trials)) - 1)
     trials, spent = within_budget(url, name)
     done = selection.measured(record.read_all(trials), merge=True)
     order = fidelity.nondominated_order([(r.accuracy, float(r.macs)) for r in done])
