@@ -110,9 +110,8 @@ class Dataset:
         return self.train_x.ndim - 2
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """Float images, normalised on the images' device (a batch of a host-kept set travels as uint8 first)."""
-        mean, std = self.mean.to(images.device), self.std.to(images.device)
-        return (images.float() / self.scale - mean) / std
+        """Float images, normalised where the statistics are: a batch of a host-kept set travels first, as stored."""
+        return (images.float() / self.scale - self.mean) / self.std
 
 
 def dims_of(spec: str) -> int:

@@ -291,7 +291,7 @@ def recalibrate_batch_norm(model: nn.Module, data: Dataset, *, batch_size: int, 
     count = min(len(data.train_y), max_images)
     device = next(model.parameters()).device
     for begin in range(0, count, batch_size):
-        images = data.normalize(data.train_x[begin:min(count, begin + batch_size)]).to(device, non_blocking=True)
+        images = data.normalize(data.train_x[begin:min(count, begin + batch_size)].to(device, non_blocking=True))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             model(images.contiguous(memory_format=memory_layout(images.ndim, device=device)))
     for m, momentum in zip(norms, saved):

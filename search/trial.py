@@ -41,10 +41,11 @@ class Budget:
             found.append(f"macs {c.macs} > max {self.max_macs}")
         if self.max_params is not None and c.params > self.max_params:
             found.append(f"params {c.params} > max {self.max_params}")
-        need = training_memory(arch, resolution, c, batch_size=self.batch_size) if self.memory is not None else 0
-        if self.memory is not None and need > self.memory:
-            found.append(f"training needs ~{need / 2**30:,.1f} GiB (weights, gradients, AdamW state and the "
-                         f"activations of a batch) and the device has {self.memory / 2**30:,.1f} GiB")
+        if self.memory is not None:
+            need = training_memory(arch, resolution, c, batch_size=self.batch_size)
+            if need > self.memory:
+                found.append(f"training needs ~{need / 2**30:,.1f} GiB (weights, gradients, AdamW state and the "
+                             f"activations of a batch) and the device has {self.memory / 2**30:,.1f} GiB")
         return found
 
 

@@ -2,6 +2,7 @@
 so it runs alike in the driver's process (local executor) and on a Ray worker."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any
@@ -28,7 +29,7 @@ def load_cached(dataset: str, *, resolution: int, split_seed: int, val_fraction:
         while len(_DATA_CACHE) >= _CACHE_SIZE:
             _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
         data = load_dataset(dataset, resolution=resolution, seed=split_seed, val_fraction=val_fraction)
-        _DATA_CACHE[key] = data.to(device) if fits_on(device, data) else data
+        _DATA_CACHE[key] = place(data, device)
     return _DATA_CACHE[key]
 
 
@@ -42,6 +43,15 @@ def fits_on(device: torch.device, data: Dataset) -> bool:
         return True
     size = sum(t.numel() * t.element_size() for t in (data.train_x, data.val_x))
     return size <= GPU_SHARE * available_bytes(device)
+
+
+def place(data: Dataset, device: torch.device) -> Dataset:
+    """The dataset as training on ``device`` reads it: whole on the device where it fits; else its samples stay on
+    the host (a streamed set stays streamed), each batch travels as stored and is normalised on the device, so
+    only the normalisation statistics go there."""
+    if fits_on(device, data):
+        return data.to(device)
+    return dataclasses.replace(data, mean=data.mean.to(device), std=data.std.to(device))
 
 
 def run_trial(spec: TrialSpec, *, judge: Judge | None = None) -> dict[str, Any]:

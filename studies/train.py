@@ -36,7 +36,7 @@ from search.train import (
     steps_per_epoch,
     train_epoch,
 )
-from search.worker import fits_on
+from search.worker import place
 from space import presets
 from space.cost import Network, cost
 from space.errors import UserError
@@ -258,9 +258,8 @@ def train(plan: Plan, *, err: TextIO = sys.stderr) -> dict[str, Any]:
 def _train(plan: Plan, ranks: distributed.Ranks, err: TextIO) -> dict[str, Any]:
     config, folder, device = plan.config, plan.folder, ranks.device
     settings, run = config.train, config.run
-    data = load_dataset(config.dataset, resolution=config.resolution, seed=config.seed,
-                        val_fraction=settings.val_fraction)
-    data = data.to(device) if fits_on(device, data) else data  # else (a large streamed set) batches travel
+    data = place(load_dataset(config.dataset, resolution=config.resolution, seed=config.seed,
+                              val_fraction=settings.val_fraction), device)
     test = load_test(run.test, resolution=config.resolution, classes=data.classes) if run.test else None
     if ranks.main:
         folder.mkdir(parents=True, exist_ok=True)
