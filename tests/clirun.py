@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,3 +24,21 @@ def assert_user_error(result: subprocess.CompletedProcess, fragment: str = "") -
     assert len(lines) == 1 and lines[0].startswith("effnas: error: "), result.stderr
     assert "Traceback" not in result.stderr
     assert fragment in lines[0], lines[0]
+
+
+def kill_when(process: subprocess.Popen, ready, *, timeout: float = 240, every: float = 0.3,
+              after: float = 0.0) -> None:
+    """SIGKILL ``process`` ``after`` seconds once ``ready()`` holds (polled every ``every`` seconds; an error
+    from it, a study not there yet, counts as not ready); the process must still be running then."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        time.sleep(every)
+        try:
+            if ready():
+                time.sleep(after)
+                break
+        except Exception:  # the study or its tables may not exist yet
+            continue
+    assert process.poll() is None, "the command ended before the kill point"
+    process.send_signal(signal.SIGKILL)
+    process.wait()

@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from search.train import TrainingDiverged
 from space.errors import UserError
 from studies.config import load_config
-from tests.clirun import ROOT, assert_user_error, effnas
+from tests.clirun import ROOT, assert_user_error, effnas, kill_when
 from tests.pgserver import PASSWORD, PostgresServer, binaries
 
 TINY = "stem_c8 ds_r1_k3_s1_c8 ir_r1_k3_s2_e3_c16 head_c32"
@@ -89,39 +89,30 @@ def test_kills_at_four_random_points_lose_no_complete_trial(tmp_path):
     args = ["search", "--study", "k", "--storage", url, "--trials", "20", *FAST]
     rng = random.Random(20261121)
     kept: set[int] = set()
-    kills = 0
+
+    def complete_now() -> int:  # read-only: the test never creates the file before effnas does
+        with sqlite3.connect(f"file:{tmp_path / 'k.db'}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT COUNT(*) FROM trials WHERE state='COMPLETE'").fetchone()[0]
+
     for point in range(1, 5):
         process = popen(*args)
         # Kill once the run has added 1-3 complete trials, then a random fraction of a trial (~0.3 s) later: in
         # training, in tell, in the next ask. Tied to progress, not to a fixed delay that a faster start-up
         # outruns (a fixed 2.5-8 s let the whole study finish first once start-up got 1.5 s faster).
-        target, extra = len(kept) + rng.randint(1, 3), rng.uniform(0.0, 0.4)
-        deadline = time.time() + 120
-        while process.poll() is None and time.time() < deadline:
-            try:
-                with sqlite3.connect(f"file:{tmp_path / 'k.db'}?mode=ro", uri=True, timeout=5) as conn:
-                    done = conn.execute("SELECT COUNT(*) FROM trials WHERE state='COMPLETE'").fetchone()[0]
-            except sqlite3.OperationalError:  # no file or no tables yet (read-only: the test creates nothing)
-                done = 0
-            if done >= target:
-                time.sleep(extra)
-                break
-            time.sleep(0.05)
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            kills += 1
+        target = len(kept) + rng.randint(1, 3)
+        kill_when(process, lambda target=target: complete_now() >= target, timeout=120, every=0.05,
+                  after=rng.uniform(0.0, 0.4))
         process.communicate()
         if os.path.exists(tmp_path / "k.db"):
             complete = set(states(url, "k").get("COMPLETE", []))
             assert kept <= complete, f"complete trials lost: {kept - complete}"
             kept = complete
         print(f"kill point {point}: {len(kept)} complete trials kept")
-    assert kills == 4
     result = effnas(*args)
     assert result.returncode == 0, result.stderr
     final = states(url, "k")
     assert len(final["COMPLETE"]) == 20 and "RUNNING" not in final and kept <= set(final["COMPLETE"])
-    print(f"{kills} SIGKILLs at 4 random points; 0 complete trials lost; resumed to {len(final['COMPLETE'])} "
+    print(f"4 SIGKILLs at 4 random points; 0 complete trials lost; resumed to {len(final['COMPLETE'])} "
           f"complete, {len(final.get('FAIL', []))} failed (dead runs' trials, requeued)")
 
 

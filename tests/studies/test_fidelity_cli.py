@@ -3,16 +3,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.clirun import ROOT, assert_user_error, effnas
+from tests.clirun import ROOT, assert_user_error, effnas, kill_when
 
 TINY = "stem_c8 ds_r1_k3_s1_c8_se0.25 ir_r2_k3_s2_e3_c16 ir_r1_k3_s2_e3_c24 head_c32"
 FAST = ["--dataset", "digits", "--resolution", "8", "--batch-size", "128", "--base", TINY]
@@ -22,20 +20,6 @@ pytestmark = pytest.mark.slow
 def start(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "studies.cli", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
-
-
-def kill_when(process: subprocess.Popen, ready, timeout: float = 240) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline and process.poll() is None:
-        time.sleep(0.3)
-        try:
-            if ready():
-                break
-        except (KeyError, Exception):  # the study may not exist yet
-            continue
-    assert process.poll() is None, "the command ended before the kill point"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
 
 
 def test_successive_halving_killed_mid_rung_resumes_to_exactly_n(tmp_path):
