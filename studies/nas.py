@@ -11,6 +11,7 @@ from typing import Any, TextIO
 import optuna
 
 from search import record, samplers, selection
+from search.data import dataset_channels, dataset_classes
 from search.fidelity import Rungs
 from search.memory import device_memory
 from search.record import TrialRecord
@@ -66,16 +67,18 @@ def plan_search(config: StudyConfig) -> Plan:
         raise UserError(f"the search space holds {space.distinct()} distinct architectures; --trials "
                         f"{config.trials} asks for more (every architecture is trained once)")
     rungs = rungs_of(config)
-    data = preflight(config)
-    space = replace(space, base=replace(base, in_channels=data.channels))
+    # The budget is checked from the dataset's classes and channels, found without decoding it: a study that
+    # cannot run fails before the dataset is loaded (a large folder would be decoded into the cache first).
+    space = replace(space, base=replace(base, in_channels=dataset_channels(config.dataset)))
     budget = Budget(max_macs=config.max_macs, max_params=config.max_params,
                     memory=device_memory(trial_device(config)), batch_size=config.train.batch_size)
     smallest = space.smallest()
     problems = budget.violations(smallest, config.resolution,
-                                 cost(smallest, config.resolution, num_classes=data.num_classes))
+                                 cost(smallest, config.resolution, num_classes=dataset_classes(config.dataset)))
     if problems:
         raise UserError(f"no architecture of the search space fits the budget: even the smallest has "
                         f"{'; '.join(problems)}")
+    data = preflight(config)
     target = config.target_macs or cost(space.base, config.resolution, num_classes=data.num_classes).macs
     shared = template(config, data.num_classes)
     if rungs is not None:

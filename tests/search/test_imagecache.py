@@ -119,3 +119,12 @@ def test_a_cached_held_out_set_equals_the_decoded_one(folder, tmp_path, monkeypa
     monkeypatch.setenv("EFFNAS_CACHE_MIN_IMAGES", "1")
     cached = data.load_test(f"folder:{folder}", resolution=16, classes=("cat", "dog"))
     assert all(torch.equal(a, b) for a, b in zip(decoded, cached))
+
+
+def test_a_study_that_cannot_fit_fails_before_decoding_into_the_cache(folder, tmp_path):
+    cache = tmp_path / "cache"
+    env = {"EFFNAS_CACHE": str(cache), "EFFNAS_CACHE_MIN_IMAGES": "1"}
+    result = effnas("search", "--dataset", f"folder:{folder}", "--storage", f"sqlite:///{tmp_path}/f.db",
+                    "--resolution", "8192", "--trials", "1", env=env, cwd=tmp_path)
+    assert result.returncode == 2 and "fits the budget" in result.stderr, result.stderr[-2000:]
+    assert "decoding" not in result.stderr and not cache.exists() and not (tmp_path / "f.db").exists()
