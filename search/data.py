@@ -45,7 +45,8 @@ class Rows:
     def __getitem__(self, key: int | slice | torch.Tensor) -> torch.Tensor:
         if isinstance(key, int):
             return self.base[int(self.index[key])]
-        return self.base[self.index[key.cpu() if isinstance(key, torch.Tensor) else key]]
+        index = self.index[key.cpu() if isinstance(key, torch.Tensor) else key]
+        return torch.index_select(self.base, 0, index)  # releases the GIL (a reader thread's gather), unlike []
 
     @property
     def shape(self) -> torch.Size:
@@ -79,6 +80,11 @@ class Rows:
         for begin in range(0, len(self), chunk):
             out[begin:begin + chunk] = self[begin:begin + chunk].to(device)
         return out
+
+
+def subset(x: torch.Tensor | Rows, key: slice) -> torch.Tensor | Rows:
+    """The rows ``key`` of ``x``, not copied: a view of a tensor, fewer rows of :class:`Rows`."""
+    return Rows(x.base, x.index[key]) if isinstance(x, Rows) else x[key]
 
 
 @dataclass

@@ -6,7 +6,8 @@ AdamW with a linear warmup and a cosine decay per step, label smoothing, decoupl
 weights only; stochastic depth and dropout live in the model. On CUDA: bf16 autocast. channels_last
 everywhere (oneDNN's depthwise convolutions run 2-3x faster so on CPU; channels_last_3d for volumes on
 CPU). On CPU the same seed gives the same result. Nothing waits for the GPU inside an epoch but a read of
-the "loss not finite" flag every NAN_CHECK_EVERY steps; evaluation sums on the device.
+the "loss not finite" flag every NAN_CHECK_EVERY steps; evaluation sums on the device. A dataset kept on the
+host (streamed, or too large for the GPU) is read ahead by reader threads (:mod:`search.readahead`).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from search.data import Dataset
+from search.readahead import batches
 from search.settings import TrainSettings
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
@@ -148,44 +150,43 @@ def train_epoch(model: nn.Module, data: Dataset, optimizer: torch.optim.Optimize
     start = time.perf_counter()
     model.train()
     order = torch.randperm(count, generator=generator, device=data.train_x.device)
-    for batch in range(steps):
-        index = order[batch * settings.batch_size:(batch + 1) * settings.batch_size]
-        drawn = augment.params(len(index), generator) if augment is not None else None
-        schedule.apply(optimizer)
-        if micro_batches == 1 and world == 1:
-            parts = [(index, drawn)]
-        else:
-            mine = slice(rank * per_rank, (rank + 1) * per_rank)
-            parts = [(index[mine][i * per_micro:(i + 1) * per_micro],
-                      None if drawn is None else drawn[mine][i * per_micro:(i + 1) * per_micro])
-                     for i in range(micro_batches)]
-        optimizer.zero_grad(set_to_none=True)
-        for number, (part, part_params) in enumerate(parts):
-            images, labels = data.train_x[part], data.train_y[part]
-            if augment is not None:
-                images = augment.apply(images, part_params)
-            if images.device != device:  # a dataset kept on the host: the (uint8) batch travels, not the set
-                images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-            images = data.normalize(images).contiguous(memory_format=layout)
-            with _no_sync(model, last=number == len(parts) - 1):
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda, cache_enabled=forward is None):
-                    logits = model(images) if forward is None else forward(images)
-                    loss = F.cross_entropy(logits, labels, label_smoothing=settings.label_smoothing)
-                diverged |= ~torch.isfinite(loss.detach())
-                (loss / micro_batches if micro_batches > 1 else loss).backward()
-            loss_sum += loss.detach() / micro_batches
-        if settings.grad_clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-        optimizer.step()
-        schedule.step += 1
-        if ema is not None:
-            ema.update_parameters(unwrap(model))
-        if on_step is not None:
-            on_step(batch + 1, steps, loss)
-        if (batch + 1) % NAN_CHECK_EVERY == 0 or batch + 1 == steps:
-            if bool(diverged):  # the one host-device synchronisation of a stretch of steps
-                raise TrainingDiverged(f"the loss became NaN or infinite within steps {schedule.step - NAN_CHECK_EVERY}"
-                                       f"..{schedule.step}")
+    if micro_batches == 1 and world == 1:
+        pieces = [slice(None)]
+    else:  # this rank's slice of each global batch, in micro-batches
+        pieces = [slice(rank * per_rank + i * per_micro, rank * per_rank + (i + 1) * per_micro)
+                  for i in range(micro_batches)]
+    batch_index = [order[batch * settings.batch_size:(batch + 1) * settings.batch_size] for batch in range(steps)]
+    with contextlib.closing(batches(data.train_x, [index[piece] for index in batch_index for piece in pieces],
+                                    device)) as read:
+        for batch, index in enumerate(batch_index):
+            drawn = augment.params(len(index), generator) if augment is not None else None
+            schedule.apply(optimizer)
+            optimizer.zero_grad(set_to_none=True)
+            for number, piece in enumerate(pieces):
+                images, labels = next(read), data.train_y[index[piece]].to(device, non_blocking=True)
+                if augment is not None:
+                    images = augment.apply(images, drawn[piece])
+                images = data.normalize(images).contiguous(memory_format=layout)
+                with _no_sync(model, last=number == len(pieces) - 1):
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda,
+                                        cache_enabled=forward is None):
+                        logits = model(images) if forward is None else forward(images)
+                        loss = F.cross_entropy(logits, labels, label_smoothing=settings.label_smoothing)
+                    diverged |= ~torch.isfinite(loss.detach())
+                    (loss / micro_batches if micro_batches > 1 else loss).backward()
+                loss_sum += loss.detach() / micro_batches
+            if settings.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+            optimizer.step()
+            schedule.step += 1
+            if ema is not None:
+                ema.update_parameters(unwrap(model))
+            if on_step is not None:
+                on_step(batch + 1, steps, loss)
+            if (batch + 1) % NAN_CHECK_EVERY == 0 or batch + 1 == steps:
+                if bool(diverged):  # the one host-device synchronisation of a stretch of steps
+                    raise TrainingDiverged("the loss became NaN or infinite within steps "
+                                           f"{schedule.step - NAN_CHECK_EVERY}..{schedule.step}")
     return EpochStats(loss=float(loss_sum) / steps, steps=steps, images=steps * per_rank,
                       seconds=time.perf_counter() - start)
 
@@ -211,6 +212,11 @@ class GraphedStep:
         if images.shape[0] == self.batch_size:
             return self.graphed(images)
         return type(self.model).forward(self.model, images)
+
+
+def _spans(count: int, batch_size: int) -> list[slice]:
+    """Consecutive batches of ``count`` rows."""
+    return [slice(begin, min(count, begin + batch_size)) for begin in range(0, count, batch_size)]
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -290,8 +296,8 @@ def recalibrate_batch_norm(model: nn.Module, data: Dataset, *, batch_size: int, 
         m.train()
     count = min(len(data.train_y), max_images)
     device = next(model.parameters()).device
-    for begin in range(0, count, batch_size):
-        images = data.normalize(data.train_x[begin:min(count, begin + batch_size)].to(device, non_blocking=True))
+    for images in batches(data.train_x, _spans(count, batch_size), device):
+        images = data.normalize(images)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             model(images.contiguous(memory_format=memory_layout(images.ndim, device=device)))
     for m, momentum in zip(norms, saved):
@@ -304,11 +310,11 @@ def batch_logits(model: nn.Module, images: torch.Tensor, normalize: Callable[[to
     """(first index, float logits) for every batch of ``images`` through ``model`` in eval mode."""
     cuda = device.type == "cuda"
     model.eval()
-    for begin in range(0, len(images), batch_size):
-        batch = normalize(images[begin:begin + batch_size].to(device, non_blocking=True))
-        batch = batch.contiguous(memory_format=memory_layout(batch.ndim, device=device))
+    spans = _spans(len(images), batch_size)
+    for span, batch in zip(spans, batches(images, spans, device)):
+        batch = normalize(batch).contiguous(memory_format=memory_layout(batch.ndim, device=device))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            yield begin, model(batch).float()
+            yield span.start, model(batch).float()
 
 
 @torch.no_grad()

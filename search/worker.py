@@ -38,9 +38,13 @@ GPU_SHARE = 0.5  # of a GPU's free memory a dataset may take: the rest is the tr
 
 def fits_on(device: torch.device, data: Dataset) -> bool:
     """Whether the dataset goes whole onto ``device``; one that does not stays on the host and each batch
-    travels (the training and evaluation loops move host-resident batches)."""
-    if device.type != "cuda":
+    travels (the training and evaluation loops read host-resident batches ahead). On the CPU it is already there;
+    an accelerator other than CUDA (not a --device value today) whose free memory effnas cannot read keeps it on
+    the host."""
+    if device.type == "cpu":
         return True
+    if device.type != "cuda":
+        return False
     size = sum(t.numel() * t.element_size() for t in (data.train_x, data.val_x))
     return size <= GPU_SHARE * available_bytes(device)
 

@@ -24,7 +24,7 @@ from torch import nn
 from models import build
 from search import checkpoint, distributed
 from search.augment import make_augment
-from search.data import Dataset, check_spec, load_dataset, load_test
+from search.data import Dataset, check_spec, load_dataset, load_test, subset
 from search.record import read as read_record
 from search.train import (
     WarmupCosine,
@@ -335,7 +335,7 @@ def _validate(model: nn.Module, ema: nn.Module | None, data: Dataset, ranks: dis
         recalibrate_batch_norm(net, data, batch_size=max(256, batch_size))
         count = len(data.val_y)
         mine = slice(ranks.rank * count // ranks.world, (ranks.rank + 1) * count // ranks.world)
-        sums = evaluation_sums(net, data.val_x[mine], data.val_y[mine], data.normalize,
+        sums = evaluation_sums(net, subset(data.val_x, mine), data.val_y[mine], data.normalize,
                                batch_size=max(256, batch_size), device=ranks.device)
         correct, loss_sum, total = ranks.sum(list(sums))
         row.update({f"{prefix}val_accuracy": correct / total, f"{prefix}val_loss": loss_sum / total})

@@ -84,3 +84,16 @@ def test_a_streamed_folder_goes_on_the_gpu_only_where_it_fits(tmp_path, monkeypa
         assert isinstance(data.train_x, torch.Tensor) and data.train_x.is_cuda
     else:  # streamed from the mapped cache; batches travel
         assert isinstance(data.train_x, Rows) and data.train_x.device.type == "cpu"
+
+
+def test_host_batches_are_read_ahead_pinned_and_arrive_on_the_gpu_unchanged():
+    from search.data import Rows
+    from search.readahead import batches, gather
+
+    base = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
+    rows = Rows(base, torch.randperm(64)[:48])
+    assert gather(rows, torch.tensor([1, 2]), pin=True).is_pinned()
+    picks = [torch.tensor([5, 0, 7]), slice(0, 16), slice(40, 48)]
+    for source in (rows, rows[0:48]):  # streamed rows, and a host-kept tensor
+        for got, pick in zip(batches(source, picks, torch.device("cuda")), picks, strict=True):
+            assert got.is_cuda and torch.equal(got.cpu(), rows[0:48][pick])
