@@ -94,3 +94,33 @@ def test_digits_are_scikit_learns_read_without_importing_it():
     assert torch.equal(labels, torch.from_numpy(bunch.target).long())
     probe = "import sys; from search.data import _digits; _digits(); print('sklearn' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rows_permuted_in_place_equal_the_permuted_copy(seed):
+    from search.data import permute_rows
+
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (97, 3, 2, 2), dtype=torch.uint8, generator=generator)
+    if seed == 0:  # every row a fixed point but a cycle of two
+        order = torch.arange(97)
+        order[[10, 20]] = order[[20, 10]]
+    elif seed == 1:  # short cycles among the first five, a long one after
+        order = torch.cat([torch.randperm(5, generator=generator), 5 + torch.randperm(92, generator=generator)])
+    else:
+        order = torch.randperm(97, generator=generator)
+    expected = x[order]
+    permute_rows(x, order)
+    assert torch.equal(x, expected)
+
+
+def test_a_split_in_place_equals_the_copied_split():
+    from search.data import _split
+
+    images = torch.randint(0, 256, (200, 3, 4, 4), dtype=torch.uint8)
+    labels = torch.randint(0, 10, (200,))
+    copied = _split("t", images.clone(), labels, seed=3, val_fraction=0.2, classes=())
+    in_place = _split("t", images, labels, seed=3, val_fraction=0.2, classes=(), owned=True)
+    for side in ("train_x", "train_y", "val_x", "val_y", "mean", "std"):
+        assert torch.equal(getattr(copied, side), getattr(in_place, side)), side
+    assert in_place.train_x.untyped_storage().data_ptr() == images.untyped_storage().data_ptr()  # no copy made
