@@ -3,10 +3,10 @@
 entry, streamed from it), first load and cached load; each load runs in a fresh process and reports its wall time,
 its peak RSS and the private (anonymous) memory it holds once loaded -- the part that cannot be paged out.
 
-Then one training epoch over the streamed set (the search space's smallest network at 128 px, one torch thread),
-its batches read ahead by reader threads (search/readahead.py) against read in the training thread, with the
-cache file's pages dropped from the page cache before each epoch (cold: every batch is a disk read) and kept
-(warm). Each figure is the median of three epochs, each in a fresh process.
+Then the streamed set's batches read ahead by reader threads (search/readahead.py) against read in the training
+thread: the training thread's wait for one epoch's batches with a 10 ms device step between them, with the cache
+file's pages dropped (cold: read from the disk) and kept (warm); and a real CPU training epoch of the search
+space's smallest network (one torch thread) read both ways, the median of three fresh processes each.
 """
 from __future__ import annotations
 
@@ -39,9 +39,52 @@ print(json.dumps({"seconds": seconds, "peak_rss": resource.getrusage(resource.RU
 """
 
 
-EPOCH = """
-import json, os, sys, time
+WAITS = """
+import gc, json, mmap, os, sys, time, warnings
 from pathlib import Path
+import torch
+torch.set_num_threads(1)
+from search import readahead
+from search.data import load_dataset
+data = load_dataset(sys.argv[1], resolution=int(sys.argv[2]))
+order = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(0))
+indices = [order[b * 32:(b + 1) * 32] for b in range(len(order) // 32)]
+step = float(sys.argv[4])
+
+def drop_pages():  # out of this process's mapping, then out of the page cache: every batch is read from the disk
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        maps = [o for o in gc.get_objects() if isinstance(o, mmap.mmap)]
+    for mapped in maps:
+        mapped.madvise(mmap.MADV_DONTNEED)
+    for path in Path(os.environ["EFFNAS_CACHE"]).rglob("*.npy"):
+        fd = os.open(path, os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+
+list(readahead.batches(data.train_x, indices if sys.argv[3] == "warm" else indices[:4], torch.device("cpu")))
+figures = {}
+for reading in ("direct", "read-ahead"):
+    if sys.argv[3] == "cold":
+        drop_pages()
+    read = (data.train_x[i] for i in indices) if reading == "direct" else readahead.batches(data.train_x, indices,
+                                                                                          torch.device("cpu"))
+    waits = []
+    while True:
+        began = time.perf_counter()
+        batch = next(read, None)
+        if batch is None:
+            break
+        waits.append(time.perf_counter() - began)
+        time.sleep(step)  # the device's step: the training thread idles while a GPU computes
+    waits.sort()
+    figures[reading] = {"total": sum(waits), "median": waits[len(waits) // 2], "p95": waits[int(len(waits) * 0.95)],
+                        "max": waits[-1], "batches": len(waits)}
+print(json.dumps(figures))
+"""
+
+EPOCH = """
+import json, sys
 import torch
 torch.set_num_threads(1)
 from models import build
@@ -54,17 +97,12 @@ from space.searchspace import SearchSpace
 if sys.argv[3] == "direct":  # batches gathered in the training thread, as before read-ahead
     readahead.needs_reading = lambda x, device: False
 data = load_dataset(sys.argv[1], resolution=int(sys.argv[2]))
-if sys.argv[4] == "cold":  # drop the cache entry's pages: every batch is read from the disk
-    for path in Path(os.environ["EFFNAS_CACHE"]).rglob("*.npy"):
-        fd = os.open(path, os.O_RDONLY)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        os.close(fd)
 torch.manual_seed(0)
-model = build(SearchSpace.around(presets.efficientnet("efficientnet-b0", role="base")).smallest(), num_classes=data.num_classes)
+model = build(SearchSpace.around(presets.efficientnet("efficientnet-b0", role="base")).smallest(),
+              num_classes=data.num_classes).to(memory_format=torch.channels_last)
 settings = TrainSettings(epochs=1, batch_size=32, device="cpu")
 optimizer = make_optimizer(model, settings)
 schedule = WarmupCosine.for_training(settings, len(data.train_y) // 32)
-model = model.to(memory_format=torch.channels_last)
 stats = train_epoch(model, data, optimizer, schedule, settings, generator=torch.Generator().manual_seed(0),
                     device=torch.device("cpu"))
 print(json.dumps({"seconds": stats.seconds, "loss": stats.loss}))
@@ -89,29 +127,40 @@ def load(spec: str, env: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def epoch(spec: str, env: dict, reading: str, cache: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", EPOCH, spec, str(SIDE), reading, cache], cwd=ROOT,
-                         capture_output=True, text=True, check=True,
+def run(script: str, env: dict, *args: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **env})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def reading(spec: str, env: dict, step: float = 0.01) -> dict:
+    """How long the training thread waits for the streamed batches of one epoch, read in it or read ahead, with
+    the page cache dropped (cold) or full (warm), each in a fresh process; a step of ``step`` seconds between
+    batches stands for a GPU's, during which the training thread idles."""
+    figures = {cache: run(WAITS, env, spec, str(SIDE), cache, str(step)) for cache in ("cold", "warm")}
+    print(f"  the training thread's wait for the batches of one epoch ({IMAGES * 4 // 5:,} streamed images at "
+          f"{SIDE} px, batch 32), with a {step * 1000:.0f} ms device step between batches:")
+    for cache, both in figures.items():
+        for how, key in (("read in the training thread", "direct"), ("read ahead", "read-ahead")):
+            f = {k: v * 1e3 for k, v in both[key].items() if k != "batches"}
+            print(f"    {cache} page cache, {how:<27} {f['total'] / 1e3:.3f} s in all; per batch: median "
+                  f"{f['median']:.2f} ms, 95th percentile {f['p95']:.2f} ms, slowest {f['max']:.1f} ms")
+    return figures
+
+
 def epochs(spec: str, env: dict) -> dict:
-    """Median epoch seconds of each (reading, page cache) pair; the losses agree (the same batches either way)."""
+    """A real CPU epoch read both ways (median of three fresh processes each): the batches, hence the losses,
+    agree; the time shows what reading ahead costs or saves where training, not reading, is the bound."""
     times, losses = {}, set()
-    for cache in ("cold", "warm"):
-        for reading in ("direct", "read-ahead"):
-            runs = [epoch(spec, env, reading, cache) for _ in range(3)]
-            times[reading, cache] = float(np.median([r["seconds"] for r in runs]))
-            losses |= {round(r["loss"], 6) for r in runs}
-    print(f"  one epoch of the smallest network, {IMAGES * 4 // 5:,} streamed images at {SIDE} px, batch 32, one "
-          f"torch thread (median of 3):")
-    for cache in ("cold", "warm"):
-        direct, ahead = times["direct", cache], times["read-ahead", cache]
-        print(f"    {cache} page cache: read in the training thread {direct:5.1f} s, read ahead {ahead:5.1f} s "
-              f"({ahead / direct:.2f}x)")
-    print(f"    training losses: {sorted(losses)} (one value: read-ahead changes no batch)")
-    return {f"{reading} {cache}": t for (reading, cache), t in times.items()}
+    for how in ("direct", "read-ahead"):
+        runs = [run(EPOCH, env, spec, str(SIDE), how) for _ in range(3)]
+        times[how] = float(np.median([r["seconds"] for r in runs]))
+        losses |= {round(r["loss"], 6) for r in runs}
+    print(f"  one training epoch of the smallest network on the same set, one torch thread (median of 3): read in "
+          f"the training thread {times['direct']:.1f} s, read ahead {times['read-ahead']:.1f} s "
+          f"({times['read-ahead'] / times['direct']:.2f}x); training losses {sorted(losses)} "
+          f"(one value: the same batches)")
+    return times
 
 
 def main() -> dict:
@@ -138,8 +187,8 @@ def main() -> dict:
         resident = figures["resident"]["seconds"]
         print(f"  first load, cache / resident: {figures['cache_first']['seconds'] / resident:.2f}x;"
               f" cached load / resident: {figures['cache_again']['seconds'] / resident:.2f}x")
-        streamed_epochs = epochs(spec, cache)
-    return {**figures, "epochs": streamed_epochs}
+        streamed = {"reading": reading(spec, cache), "epochs": epochs(spec, cache)}
+    return {**figures, **streamed}
 
 
 if __name__ == "__main__":
