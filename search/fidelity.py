@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from search.settings import MAX_EPOCHS
 from space.errors import UserError
 
 
@@ -25,8 +26,11 @@ class Rungs:
 
     def __post_init__(self) -> None:
         e = self.epochs
-        if not e or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in e):
-            raise UserError(f"rungs must be positive epoch counts, got {list(e)}")
+        if not e or any(isinstance(x, bool) or not isinstance(x, int) or not 1 <= x <= MAX_EPOCHS for x in e):
+            raise UserError(f"rungs must be epoch counts from 1 to {MAX_EPOCHS:,}, got {list(e)}")
+        if len(e) < 2:
+            raise UserError(f"successive halving needs two rungs or more (e.g. 1,3), got {list(e)}; for one "
+                            "budget give --epochs")
         if list(e) != sorted(set(e)):
             raise UserError(f"rungs must increase, got {list(e)}")
         if not (self.eta > 1 and math.isfinite(self.eta)):

@@ -36,6 +36,8 @@ def declared(cls: type) -> list[tuple[dataclasses.Field, type]]:
     return [(f, hints[f.name]) for f in dataclasses.fields(cls) if "help" in f.metadata]
 
 
+MAX_EPOCHS = 10_000  # a bound on work that would never end: ImageNet recipes train 350-600 epochs
+
 TRIAL_COMMANDS = ("search", "scale", "family", "confirm")  # the commands whose trials run search.train
 
 
@@ -43,7 +45,7 @@ TRIAL_COMMANDS = ("search", "scale", "family", "confirm")  # the commands whose 
 class TrainSettings:
     """How a worker trains one candidate, besides the architecture, resolution and seeds."""
 
-    epochs: int = setting(1, "training epochs (of each trial, in a study)", low=1)
+    epochs: int = setting(1, "training epochs (of each trial, in a study)", low=1, at_most=MAX_EPOCHS)
     batch_size: int = setting(32, "training batch size", low=1)
     lr: float = setting(3e-3, "peak learning rate (AdamW) at --lr-batch images a step; scaled linearly with "
                               "--batch-size", positive=True)

@@ -37,6 +37,9 @@ class StageChoices:
             values = getattr(self, name)
             if not values:
                 raise UserError(f"search space: {name} needs at least one choice")
+            odd = next((v for v in values if isinstance(v, bool) or not isinstance(v, (int, float))), None)
+            if odd is not None:
+                raise UserError(f"search space: {name} choices must be numbers, got {odd!r}")
             if len(set(values)) != len(values):
                 raise UserError(f"search space: {name} choices repeat: {list(values)}")
         for k in self.kernel:

@@ -29,6 +29,8 @@ from space.compound import MAX_COEFFICIENT, MAX_PHI
 from space.cost import MAX_RESOLUTION
 from space.errors import UserError
 
+MAX_TRIALS = 100_000  # a bound on work that would never end (a study of 1e12 trials is a typo)
+
 DEFAULT_STORAGE = "sqlite:///runs/effnas.db"
 STUDIES = ("search", "scale", "family", "confirm")
 TRAINING_COMMANDS = (*STUDIES, "train")
@@ -114,7 +116,8 @@ class StudyConfig:
     dataset: str = setting("digits", "images: digits, cifar10:PATH, folder:PATH; volumes: shapes3d, volumes:PATH")
     dims: int | None = setting(None, "spatial dimensions of the networks: 2 (images) or 3 (volumes)", choices=(2, 3),
                                optional=True)
-    trials: int = setting(20, "the study ends holding this many complete trials", low=1, commands=SEARCH)
+    trials: int = setting(20, "the study ends holding this many complete trials", low=1, at_most=MAX_TRIALS,
+                          commands=SEARCH)
     resolution: int = setting(32, "input resolution of every trial", low=4, at_most=MAX_RESOLUTION)
     sampler: str = setting("nsga2", "search strategy", choices=("nsga2", "tpe", "random", "mnas"), commands=SEARCH)
     objectives: tuple[str, ...] = setting(("accuracy", "macs"), "objectives of a Pareto sampler: accuracy,macs or "

@@ -15,6 +15,7 @@ from search.data import dataset_channels, dataset_classes
 from search.fidelity import Rungs
 from search.memory import device_memory
 from search.record import TrialRecord
+from search.settings import TrainSettings
 from search.trial import Budget, LatencyOf, TrialPlanner, TrialTemplate, space_proposer
 from space import presets
 from space.cost import cost
@@ -90,7 +91,7 @@ def plan_search(config: StudyConfig) -> Plan:
 
 def rungs_of(config: StudyConfig) -> Rungs | None:
     """The successive-halving rungs, or None; trials then train to the last rung, whatever --epochs says."""
-    if config.rungs is None or len(config.rungs) < 2:
+    if config.rungs is None:
         return None
     rungs = Rungs(tuple(config.rungs), config.eta)
     if "epochs" in config.explicit and config.train.epochs != rungs.top:
@@ -182,11 +183,26 @@ def open_study(plan: Plan, storage: optuna.storages.BaseStorage) -> optuna.Study
         raise UserError(f"study {config.study!r} was created with sampler {existing.get('sampler')!r} and "
                         f"objectives {','.join(study.metric_names or ())}, which differ from {strategy.name!r} with "
                         f"{','.join(plan.metric_names)}")
-    for key in ("space", "resolution", "dataset", "rungs"):
-        if existing.get(key, attrs[key] if key == "rungs" else None) != attrs[key]:
+    for key in ("space", "resolution", "dataset", "rungs", "split", "epochs"):
+        if existing.get(key, attrs[key] if key in ("rungs", "split", "epochs") else None) != attrs[key]:
             raise UserError(f"study {config.study!r} was created with another {key} ({existing.get(key)!r}); give "
                             "the same, or another --study name")
+    changed = recipe_changes(json.loads(existing.get("config", "{}")), json.loads(attrs["config"]))
+    if changed:
+        raise UserError(f"study {config.study!r} was created with another training recipe ({', '.join(changed)}): "
+                        "its trials would not compare; give the same settings, or another --study name")
     return study
+
+
+HOW_NOT_WHAT = {"device", "compile", "cuda_graphs"}  # how a trial runs, not what it measures: may change on resume
+COMPARED_APART = {"epochs", "val_fraction"}  # compared as the study's epochs (the last rung's) and split
+
+
+def recipe_changes(created: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """The training settings (``--epochs``, ``--lr``, …) in which ``now`` differs from the study's ``created``
+    config, as "name old -> new"; a setting the study's version did not record is not compared."""
+    return [f"{f.name} {created[f.name]!r} -> {now.get(f.name)!r}" for f in dataclasses.fields(TrainSettings)
+            if f.name not in HOW_NOT_WHAT | COMPARED_APART and f.name in created and created[f.name] != now.get(f.name)]
 
 
 def planner_for(plan: Plan, study: optuna.Study) -> TrialPlanner:

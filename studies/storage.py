@@ -33,7 +33,10 @@ def mask_url(url: str) -> str:
 
 
 def scrub(text: str, url: str) -> str:
-    """``text`` (an error message, say) with the URL's password removed."""
+    """``text`` (an error message, say) with the URL's password removed: the whole URL, and the password where
+    it stands as a token of its own (``:secret@``, ``password=secret``), never as letters inside other words."""
+    import re
+
     try:
         from sqlalchemy.engine import make_url
 
@@ -41,7 +44,9 @@ def scrub(text: str, url: str) -> str:
     except Exception:
         password = None
     text = text.replace(url, mask_url(url))
-    return text.replace(password, "***") if password else text
+    if not password:
+        return text
+    return re.sub(rf"(?<![A-Za-z0-9]){re.escape(str(password))}(?![A-Za-z0-9])", "***", text)
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -61,6 +66,8 @@ def check_storage_url(url: str, *, write: bool, create_default_dir: bool = False
             raise UserError(f"storage {url!r} names a directory; a journal storage is journal:FILE")
         if not path.parent.is_dir():
             raise UserError(f"storage {url!r}: directory {str(path.parent)!r} does not exist")
+        if path.is_file() and path.stat().st_size:
+            check_journal_file(path, url)
         if write:
             check_writable(path, what="storage")
         return
@@ -84,6 +91,28 @@ def check_storage_url(url: str, *, write: bool, create_default_dir: bool = False
         check_sqlite_file(path, url)
     if write:
         check_writable(path, what="storage")
+
+
+def check_journal_file(path: Path, url: str) -> None:
+    """A journal effnas may read and append to: one JSON object per line, each line whole. Optuna would append
+    to anything and fail on its next read; an incomplete last line (a writer killed mid-line, which Optuna's
+    single locked write makes rare) would swallow the next record, so it is refused too, with its line number."""
+    import json
+
+    try:
+        with open(path, "rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.endswith(b"\n"):
+                    raise UserError(f"storage {url!r}: line {number} of the journal is incomplete (a writer was "
+                                    "killed mid-line?); remove that line to use the journal")
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    record = None
+                if not isinstance(record, dict):
+                    raise UserError(f"storage {url!r} is not an Optuna journal (line {number} is not a JSON record)")
+    except OSError as exc:
+        raise UserError(f"storage {url!r} cannot be read: {exc.strerror or exc}") from None
 
 
 def check_sqlite_file(path: Path, url: str) -> None:
@@ -112,6 +141,8 @@ def open_storage(url: str, *, write: bool, create_default_dir: bool = False) -> 
     path = sqlite_path(url)
     if path is not None and not path.exists() and not write:
         raise UserError(f"storage {url!r} does not exist")
+    if path is not None and not write and not path.stat().st_size:
+        raise UserError(f"storage {url!r} is an empty file: it holds no study")  # a reader creates no tables
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 

@@ -39,7 +39,9 @@ def test_nondominated_order_front_by_front_spread_within():
     assert order[0] == 0  # the most accurate leads its front
 
 
-@pytest.mark.parametrize("epochs, eta, message", [((3, 1), 3, "increase"), ((), 3, "positive"), ((1, 3), 1, "eta")])
+@pytest.mark.parametrize("epochs, eta, message", [((3, 1), 3, "increase"), ((), 3, "epoch counts"), ((1, 3), 1, "eta"),
+                                                    ((5,), 3, "two rungs"), ((0,), 3, "epoch counts"),
+                                                    ((1, 10**9), 3, "epoch counts")])
 def test_bad_rungs(epochs, eta, message):
     with pytest.raises(UserError, match=message):
         Rungs(epochs, eta)

@@ -63,6 +63,10 @@ def study_file(text: str):
     return lambda folder: (folder / "study.toml").write_text(text)
 
 
+def write_file(name: str, data: bytes):
+    return lambda folder: (folder / name).write_bytes(data)
+
+
 def plain_file(name: str):
     return lambda folder: (folder / name).write_text("not a folder\n")
 
@@ -100,6 +104,19 @@ CASES = [
                                     "/proc/self/x.csv"], existing_study, "--export"),
     ("postgres without its driver", ["search", "--storage", "postgresql+pg8000://u:hunter2@127.0.0.1:1/db", *FAST],
      None, "driver"),
+    ("a one-letter password masks no letters of the message", ["search", "--storage", "mysql://u:p@127.0.0.1:1/x",
+                                                               *FAST], None, "import DB access module"),
+    ("journal of garbage", ["search", "--storage", "journal:j.log", *FAST], write_file("j.log", b'{"bad json\n'),
+     "not an Optuna journal"),
+    ("journal cut mid-line", ["report", "--storage", "journal:j.log"], write_file("j.log", b'{"op_code": 0}\n{"op'),
+     "incomplete"),
+    ("report on an empty file", ["report", "--storage", "sqlite:///empty.db"], write_file("empty.db", b""),
+     "empty file"),
+    ("epochs 1e9", ["search", "--epochs", "1000000000"], None, "epochs"),
+    ("trials 1e12", ["search", "--trials", "1000000000000"], None, "trials"),
+    ("one rung", ["search", "--rungs", "5"], None, "two rungs"),
+    ("a rung of 1e9 epochs", ["search", "--rungs", "1,1000000000"], None, "rungs"),
+    ("kernel [[3]]", ["search", "--config", "study.toml"], study_file("[space]\nkernel = [[3]]\n"), "numbers"),
 ]
 
 

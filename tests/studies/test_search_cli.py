@@ -241,3 +241,18 @@ def test_latency_objective_needs_a_pareto_sampler(tmp_path):
                     "--objectives", "accuracy,macs,latency_ms", *FAST)
     assert_user_error(result, "applies to the Pareto samplers")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_resuming_with_another_training_recipe_is_refused(tmp_path):
+    """Trials of one study must compare: a resume that would train them otherwise is refused before it writes;
+    how a trial runs (--device) may change."""
+    db = tmp_path / "r.db"
+    tiny = ["--storage", f"sqlite:///{db}", "--trials", "1", "--dataset", "digits", "--resolution", "8", "--base",
+            "stem_c8 ds_r1_k3_s1_c8 ir_r1_k3_s2_e3_c16 head_c32"]
+    assert effnas("search", *tiny).returncode == 0
+    before = db.read_bytes()
+    for flags, fragment in ((["--lr", "0.01"], "lr 0.003 -> 0.01"), (["--epochs", "2"], "epochs"),
+                            (["--val-fraction", "0.5"], "split")):
+        assert_user_error(effnas("search", *tiny, *flags), fragment)
+        assert db.read_bytes() == before, flags
+    assert effnas("search", *tiny, "--device", "cpu").returncode == 0
