@@ -30,6 +30,7 @@ KINDS = ("digits", "cifar10:PATH", "folder:PATH", "shapes3d", "volumes:PATH")
 BUNDLED = ("digits", "shapes3d")
 SPATIAL_DIMS = {"digits": 2, "cifar10": 2, "folder": 2, "shapes3d": 3, "volumes": 3}
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+MIN_TRAIN = 2  # samples a training split needs: batch norm's statistics take two samples in a batch
 
 
 class Rows:
@@ -183,7 +184,9 @@ def load_dataset(spec: str, *, resolution: int, seed: int = 0, val_fraction: flo
         return _split(spec, resize_volumes(volumes, size=resolution), labels, seed=seed, val_fraction=val_fraction,
                       classes=class_names_of(kind, root))
     if kind == "volumes":
-        volumes, labels = load_volumes(root, resolution=resolution)
+        files = volume_files(root)
+        split_sizes(spec, len(files), val_fraction)  # before a volume is read
+        volumes, labels = load_volumes(root, resolution=resolution, files=files)
         return _split(spec, volumes, labels, seed=seed, val_fraction=val_fraction, classes=class_names_of(kind, root),
                       owned=True)
     mapped = False
@@ -192,7 +195,10 @@ def load_dataset(spec: str, *, resolution: int, seed: int = 0, val_fraction: flo
     elif kind == "cifar10":
         images, labels = _cifar10(root, "data_batch_*")
     else:
-        images, labels, mapped = _folder(root, resolution)
+        files = image_files(root)
+        check_classes(files, root=root, kind="folder", noun="images")
+        split_sizes(spec, len(files), val_fraction)  # before an image is decoded or written to the cache
+        images, labels, mapped = _folder(root, resolution, files=files)
     return _split(spec, _resize(images, resolution), labels, seed=seed, val_fraction=val_fraction,
                   classes=class_names_of(kind, root), lazy=mapped, owned=not mapped)
 
@@ -275,10 +281,24 @@ def _cifar10(root: Path, pattern: str = "data_batch_*") -> tuple[torch.Tensor, t
                 batch = _ArraysOnly(handle, encoding="bytes").load()
             data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
             images.append(torch.from_numpy(data.copy()))
-            labels.append(torch.as_tensor(batch[b"labels"], dtype=torch.long))
+            labels.append(torch.tensor(_cifar10_labels(batch[b"labels"], len(data)), dtype=torch.long))
         except (OSError, pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError, IndexError) as exc:
             raise UserError(f"unreadable CIFAR-10 batch {str(path)!r}: {exc}") from None
     return torch.cat(images), torch.cat(labels)
+
+
+def _cifar10_labels(raw: Any, count: int) -> list[int]:
+    """A batch's labels, checked: a flat list of ints in range(10), one per image; else a ValueError saying
+    what is wrong."""
+    values = raw.tolist() if isinstance(raw, np.ndarray) else raw
+    if not isinstance(values, (list, tuple)) or not all(type(value) is int for value in values):
+        raise ValueError(f"its labels are not a flat list of ints ({type(raw).__name__})")
+    if len(values) != count:
+        raise ValueError(f"it holds {len(values):,} labels for {count:,} images")
+    wrong = next((value for value in values if not 0 <= value < len(CIFAR10_CLASSES)), None)
+    if wrong is not None:
+        raise ValueError(f"label {wrong} is not a class (0 to {len(CIFAR10_CLASSES) - 1})")
+    return list(values)
 
 
 def image_files(root: Path) -> list[tuple[Path, int]]:
@@ -291,10 +311,13 @@ def read_image(path: Path, resolution: int) -> torch.Tensor:
     return torch.from_numpy(imagecache.decode_image(path, resolution))
 
 
-def _folder(root: Path, resolution: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
+def _folder(root: Path, resolution: int, *,
+            files: list[tuple[Path, int]] | None = None) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """(images, labels, whether the images are the memory-mapped cache): a large folder is decoded once on every
-    core and then mapped (its size is checked against the cache's disk), a small one decoded into memory."""
-    files = image_files(root)
+    core and then mapped (its size is checked against the cache's disk), a small one decoded into memory.
+    ``files``: the folder's :func:`image_files`, when the caller has them already."""
+    if files is None:
+        files = image_files(root)
     check_classes(files, root=root, kind="folder", noun="images")
     if len(files) >= imagecache.min_images():
         images, labels = imagecache.cached_images(root, files, resolution)
@@ -329,9 +352,7 @@ def _split(name: str, images: torch.Tensor, labels: torch.Tensor, *, seed: int, 
     place and the two sides are views of it, so the split adds nothing to memory; else they are copies. Either
     way each side holds the same images in the same order."""
     count = len(labels)
-    n_val = max(1, int(round(count * val_fraction)))
-    if count - n_val < 1:
-        raise UserError(f"dataset {name!r} has {count} images: too few to split into train and validation")
+    _, n_val = split_sizes(name, count, val_fraction)
     order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
     val, train = order[:n_val], order[n_val:]
     if lazy:
@@ -348,6 +369,18 @@ def _split(name: str, images: torch.Tensor, labels: torch.Tensor, *, seed: int, 
         num_classes=int(labels.max()) + 1, mean=mean, std=std, scale=scale, classes=classes,
         split={"train": len(train), "validation": n_val, "val_fraction": val_fraction, "split_seed": seed},
     )
+
+
+def split_sizes(name: str, count: int, val_fraction: float) -> tuple[int, int]:
+    """(training, validation) samples of a split of ``count`` samples, known from the count alone, so a dataset
+    too small for its split fails before a sample is read: validation takes at least one, and training must keep
+    at least MIN_TRAIN."""
+    n_val = max(1, int(round(count * val_fraction)))
+    if count - n_val < MIN_TRAIN:
+        raise UserError(f"dataset {name!r} has {count:,} samples: a validation fraction of {val_fraction:g} "
+                        f"holds out {n_val:,} and leaves {max(0, count - n_val):,} to train on; training needs at "
+                        f"least {MIN_TRAIN} (add samples or lower --val-fraction)")
+    return count - n_val, n_val
 
 
 def permute_rows(x: torch.Tensor, order: torch.Tensor) -> None:

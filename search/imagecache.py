@@ -5,7 +5,9 @@ The first load of a large ``folder:PATH`` decodes its images on every core (a pr
 other workers of this machine, each trial process -- maps that file instead of decoding again. An entry is
 keyed by the file list (relative path, size, modification time and class of every image) and the resolution,
 so a changed, added or removed image makes a new entry; entries are written to a temporary folder and renamed
-into place, so a kill never leaves half an entry and two workers decoding at once both end with a whole one.
+into place, so a kill never leaves half an entry and two workers decoding at once both end with a whole one. An
+entry is checked as it is opened (its arrays' shapes against the file list and resolution); one that fails the
+check -- a truncated or deleted file, a disk error -- is moved aside and decoded again.
 
 The cache lives in ``$EFFNAS_CACHE`` (default ``~/.cache/effnas``); folders of fewer than
 ``$EFFNAS_CACHE_MIN_IMAGES`` images (default 2,000) are decoded in memory as before, since decoding them is quick.
@@ -17,6 +19,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -31,6 +34,7 @@ from space.errors import UserError
 
 FORMAT = 1  # bump when the entry's layout changes
 CHUNK = 64  # images a decoding process returns at a time
+OPEN_TRIES = 3  # an entry found broken this many times in a row (decoded again each time) is an error
 
 
 def cache_root() -> Path:
@@ -38,7 +42,15 @@ def cache_root() -> Path:
 
 
 def min_images() -> int:
-    return int(os.environ.get("EFFNAS_CACHE_MIN_IMAGES", "2000"))
+    """``$EFFNAS_CACHE_MIN_IMAGES``: the images a folder needs for the cache (0: every folder goes through it)."""
+    text = os.environ.get("EFFNAS_CACHE_MIN_IMAGES", "2000")
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise UserError(f"EFFNAS_CACHE_MIN_IMAGES={text!r}: expected a whole number of images, 0 or more")
+    return value
 
 
 def entry_key(root: Path, files: Sequence[tuple[Path, int]], resolution: int) -> str:
@@ -74,14 +86,62 @@ def decode(job: tuple[list[str], int]) -> np.ndarray:
 
 def cached_images(root: Path, files: Sequence[tuple[Path, int]], resolution: int, *,
                   err=None) -> tuple[np.ndarray, np.ndarray]:
-    """(images, labels) of a folder dataset from its cache entry, decoding it first if there is none. The
-    images are a copy-on-write memory map, read from disk when the split copies them out."""
+    """(images, labels) of a folder dataset from its cache entry, decoding it first if there is none or the one
+    there is broken. The images are a copy-on-write memory map, read from disk when the split copies them out."""
     entry = cache_root() / entry_key(root, files, resolution)
-    if not (entry / "done").exists():
+    for _ in range(OPEN_TRIES):
+        if entry.exists():
+            opened = open_entry(entry, files, resolution)
+            if opened is not None:
+                return opened
+            discard_entry(entry)
         build_entry(entry, files, resolution, err=err if err is not None else sys.stderr)
-    images = np.load(entry / "images.npy", mmap_mode="c")
-    labels = np.load(entry / "labels.npy")
+    raise UserError(f"image cache entry {str(entry)!r} was broken again after decoding it {OPEN_TRIES} times; "
+                    "check the disk of EFFNAS_CACHE, or set EFFNAS_CACHE to another folder")
+
+
+def open_entry(entry: Path, files: Sequence[tuple[Path, int]],
+               resolution: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The entry's (images, labels) if it is whole -- ``done`` written, images N x 3 x R x R uint8 as long as
+    their header says, labels the file list's classes -- else None. Nothing in it is unpickled."""
+    expected = np.asarray([index for _, index in files], dtype=np.int64)
+    try:
+        if not (entry / "done").is_file():
+            return None
+        images = np.load(entry / "images.npy", mmap_mode="c", allow_pickle=False)
+        labels = np.load(entry / "labels.npy", allow_pickle=False)
+    except (OSError, ValueError, EOFError):  # missing, truncated (shorter than its header says) or not .npy
+        return None
+    if images.shape != (len(files), 3, resolution, resolution) or images.dtype != np.uint8:
+        return None
+    if labels.shape != expected.shape or labels.dtype != expected.dtype or not np.array_equal(labels, expected):
+        return None
     return images, labels
+
+
+def discard_entry(entry: Path) -> None:
+    """Remove a broken entry so that it can be decoded again.
+
+    It is not rebuilt in place: other processes (this machine's workers, trial processes, other hosts on a shared
+    cache) may have its files mapped, and rewriting a mapped file changes what they read; nor can a finished
+    entry be renamed over a folder that is still there. Instead the entry is first renamed to a scratch name of
+    this process -- one atomic step, after which every reader sees either the old entry or none, and a process
+    with the old files mapped keeps its mapping -- then deleted (by :func:`_remove_dead_scratch` if this process
+    dies first). Two processes that find it broken at once: one renames it, the other finds it gone; both decode,
+    and the first finished entry is kept, as for any entry decoded twice. At worst the slower one moves aside the
+    entry the other has just decoded, which is then decoded once more: work lost, never a wrong image read."""
+    try:
+        aside = Path(tempfile.mkdtemp(prefix=f".{entry.name}.{socket.gethostname()}.{os.getpid()}.",
+                                      dir=entry.parent))
+        try:
+            os.rename(entry, aside / "broken")
+        except FileNotFoundError:  # another process moved it first
+            pass
+        finally:
+            shutil.rmtree(aside, ignore_errors=True)
+    except OSError as exc:
+        raise UserError(f"image cache entry {str(entry)!r} is broken and cannot be removed "
+                        f"({exc.strerror or exc}); delete it, or set EFFNAS_CACHE to another folder") from None
 
 
 def build_entry(entry: Path, files: Sequence[tuple[Path, int]], resolution: int, *, err) -> None:
@@ -106,7 +166,7 @@ def build_entry(entry: Path, files: Sequence[tuple[Path, int]], resolution: int,
         jobs = [(paths[i:i + CHUNK], resolution) for i in range(0, len(paths), CHUNK)]
         processes = max(1, min(os.cpu_count() or 1, len(jobs)))
         start = shown = time.monotonic()
-        with multiprocessing.get_context("fork").Pool(processes) as pool:
+        with multiprocessing.get_context("fork").Pool(processes, initializer=default_signals) as pool:
             for number, chunk in enumerate(pool.imap(decode, jobs)):
                 images[number * CHUNK:number * CHUNK + len(chunk)] = chunk
                 done += len(chunk)
@@ -131,6 +191,15 @@ def build_entry(entry: Path, files: Sequence[tuple[Path, int]], resolution: int,
         if err is not None and hasattr(err, "write"):
             err.write("\n" if done else "")
     shutil.rmtree(scratch, ignore_errors=True)  # left only when another worker's entry won
+
+
+def default_signals() -> None:
+    """A decoding process's signals (the pool's initializer). The fork copied effnas's handler, which would raise
+    :class:`Terminated`, traceback and all, when the pool ends its processes with SIGTERM, as every shutdown does:
+    SIGTERM gets its default action back and ends them quietly. SIGINT is ignored: a Ctrl-C reaches the whole
+    process group, and the parent, interrupted, ends the pool itself."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _remove_dead_scratch(entry: Path) -> None:

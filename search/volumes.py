@@ -48,9 +48,12 @@ def resize_volumes(volumes: torch.Tensor, *, size: int) -> torch.Tensor:
     return volumes
 
 
-def load_volumes(root: Path, *, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """float32 N x C x R x R x R volumes and int64 labels from a class-per-sub-folder tree."""
-    files = volume_files(root)
+def load_volumes(root: Path, *, resolution: int,
+                 files: list[tuple[Path, int]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """float32 N x C x R x R x R volumes and int64 labels from a class-per-sub-folder tree (``files``: its
+    :func:`volume_files`, when the caller has them already)."""
+    if files is None:
+        files = volume_files(root)
     out = None
     for row, (path, _) in enumerate(files):
         volume = read_volume(path)
@@ -83,10 +86,21 @@ def read_volume(path: Path) -> np.ndarray:
         raise UserError(f"volume {str(path)!r} has shape {tuple(array.shape)}: an empty axis cannot be resized")
     if not any(np.issubdtype(array.dtype, kind) for kind in (np.bool_, np.integer, np.floating)):
         raise UserError(f"volume {str(path)!r} holds {array.dtype} values; expected real numbers")
-    array = np.ascontiguousarray(array, dtype=np.float32)
-    if not np.isfinite(array).all():
-        raise UserError(f"volume {str(path)!r} holds NaN or infinite values")
-    return array
+    return _finite_float32(array, path)
+
+
+def _finite_float32(array: np.ndarray, path: Path) -> np.ndarray:
+    """``array`` as contiguous float32, refused if a value is NaN, infinite or past float32's range. The cast
+    of such a value is checked here, not warned about (numpy's overflow warning would be a second line on
+    stderr)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = np.ascontiguousarray(array, dtype=np.float32)
+    if np.isfinite(converted).all():
+        return converted
+    if np.issubdtype(array.dtype, np.floating) and np.isfinite(array).all():
+        limit = float(np.finfo(np.float32).max)
+        raise UserError(f"volume {str(path)!r} holds values beyond float32's range (±{limit:.3g})")
+    raise UserError(f"volume {str(path)!r} holds NaN or infinite values")
 
 
 def _read_npy(path: Path) -> np.ndarray:
@@ -110,7 +124,8 @@ def _read_nifti(path: Path) -> np.ndarray:
     try:
         image = nibabel.load(path)  # reads the header only
         check_size(path, shape=image.shape)
-        return np.asarray(image.get_fdata(dtype=np.float32))
+        with np.errstate(over="ignore", invalid="ignore"):  # a value past float32's range: refused once read
+            return np.asarray(image.get_fdata(dtype=np.float32))
     except (ImageFileError, OSError, EOFError, ValueError, zlib.error) as exc:
         raise UserError(f"unreadable NIfTI volume {str(path)!r}: {exc}") from None
 

@@ -54,7 +54,7 @@ def foreign_sqlite(folder: Path) -> None:
 def huge_png(folder: Path) -> None:
     from PIL import Image
 
-    for name, size in (("a", (20000, 20000)), ("b", (8, 8))):
+    for name, size in (("a", (20000, 20000)), ("b", (8, 8)), ("c", (8, 8))):
         (folder / "imgs" / name).mkdir(parents=True)
         Image.new("RGB", size).save(folder / "imgs" / name / "x.png")
 
