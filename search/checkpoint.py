@@ -15,11 +15,13 @@
 A checkpoint is written into ``epoch-NNNN.tmp-PID`` and renamed when complete, and an older one is renamed
 away before it is removed: a rename is atomic, so a SIGKILL at any point leaves a complete checkpoint (the
 previous or the new one), never half of one. Nothing is unpickled: tensors come from safetensors, the rest
-from JSON.
+from JSON, and the JSON is checked where it is read (:func:`read_config`, :func:`load_checkpoint`,
+:func:`read_run`): an edited or damaged file is refused with its name, never half used.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -32,6 +34,8 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from search.files import write_atomic
+from space.arch import MAX_CHANNELS
+from space.cost import MAX_RESOLUTION
 from space.errors import UserError
 
 CONFIG = "config.json"
@@ -57,6 +61,49 @@ def read_json(path: Path) -> Any:
         raise UserError(f"{str(path)!r} does not exist") from None
     except (OSError, ValueError) as exc:
         raise UserError(f"{str(path)!r} is not readable JSON: {exc}") from None
+
+
+def _require(ok: bool, path: Path, what: str) -> None:
+    if not ok:
+        raise UserError(f"{str(path)!r} is not a file effnas wrote (edited or damaged?): {what}")
+
+
+def _is_int(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_object(value: Any, path: Path, keys: dict[str, type] | None = None) -> dict[str, Any]:
+    """``value`` if it is a JSON object holding ``keys`` of their types."""
+    _require(isinstance(value, dict), path, f"expected a JSON object, got {type(value).__name__}")
+    for key, kind in (keys or {}).items():
+        _require(key in value, path, f"no {key!r}")
+        _require(isinstance(value[key], kind) and not isinstance(value[key], bool), path,
+                 f"{key!r} must be {kind.__name__ if kind is not list else 'a list'}, got {value[key]!r:.60}")
+    return value
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """A run's config.json, checked for what predict, export, bench and --resume read from it."""
+    path = Path(folder) / CONFIG
+    config = _check_object(read_json(path), path, {"network": str, "arch": str, "label": str, "settings": dict,
+                                                   "resolution": int, "num_classes": int, "classes": list,
+                                                   "mean": list, "std": list})
+    _require(_is_int(config["resolution"], 1, MAX_RESOLUTION), path,
+             f"resolution must be in [1, {MAX_RESOLUTION}], got {config['resolution']!r}")
+    _require(_is_int(config["num_classes"], 1, MAX_CHANNELS), path,
+             f"num_classes must be in [1, {MAX_CHANNELS}], got {config['num_classes']!r}")
+    classes = config["classes"]
+    _require(len(classes) == config["num_classes"] and all(isinstance(c, str) for c in classes), path,
+             f"classes must be {config['num_classes']} names (num_classes), got {len(classes)}")
+    mean, std = config["mean"], config["std"]
+    _require(len(mean) == len(std) and 1 <= len(mean) <= MAX_CHANNELS and all(map(_is_number, mean + std)), path,
+             "mean and std must be lists of as many numbers as input channels")
+    _require(all(s > 0 for s in std), path, "std must be > 0")
+    return config
 
 
 def to_bytes(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
@@ -123,11 +170,29 @@ def latest_checkpoint(folder: Path) -> Path | None:
 
 def load_checkpoint(path: Path) -> Checkpoint:
     path = Path(path)
-    state = read_json(path / STATE)
+    state = _check_state(read_json(path / STATE), path / STATE)
     model = _read_tensors(path / WEIGHTS)
     ema = _read_tensors(path / EMA_WEIGHTS) if (path / EMA_WEIGHTS).exists() else None
     optimizer = _unflatten_optimizer(_read_tensors(path / OPTIMIZER), state.pop("optimizer"))
     return Checkpoint(path=path, model=model, ema=ema, optimizer=optimizer, state=state)
+
+
+def _check_state(state: Any, path: Path) -> dict[str, Any]:
+    """state.json, checked for what :func:`load_checkpoint` reads from it."""
+    _check_object(state, path, {"epoch": int, "optimizer": dict})
+    _require(_is_int(state["epoch"], 1, 2**31), path, f"epoch must be >= 1, got {state['epoch']!r}")
+    _check_object(state["optimizer"], path, {"param_groups": list, "scalars": dict})
+    return state
+
+
+def check_training_state(saved: Checkpoint) -> None:
+    """What a full training run resumes from besides the tensors: the schedule and one history row an epoch."""
+    path, state = saved.path / STATE, saved.state
+    _check_object(state, path, {"schedule": dict, "history": list})
+    _require(len(state["history"]) == saved.epoch and all(isinstance(r, dict) for r in state["history"]), path,
+             f"epoch {saved.epoch} and {len(state['history'])} history rows do not agree")
+    _require(all(_is_number(state["schedule"].get(k)) for k in ("peak", "total", "warmup", "step")), path,
+             "schedule must hold peak, total, warmup and step")
 
 
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
@@ -189,7 +254,7 @@ def inference_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
     """(weights, the run's config, "ema" | "model"): the weights predict, export and bench use — the moving
     average when the run kept one."""
     path = Path(path)
-    config = read_json(path.parent.parent / CONFIG)
+    config = read_config(path.parent.parent)
     if (path / EMA_WEIGHTS).exists():
         ema = _read_tensors(path / EMA_WEIGHTS)
         return {k[len(EMA_PREFIX):]: v for k, v in ema.items() if k.startswith(EMA_PREFIX)}, config, "ema"
@@ -210,9 +275,23 @@ def read_run(folder: Path) -> RunFiles:
     folder = Path(folder)
     metrics = []
     if (folder / METRICS).exists():
-        metrics = [json.loads(line) for line in (folder / METRICS).read_text().splitlines() if line.strip()]
+        metrics = [_metrics_row(line, folder / METRICS) for line in (folder / METRICS).read_text().splitlines()
+                   if line.strip()]
     evaluation = read_json(folder / EVALUATION) if (folder / EVALUATION).exists() else None
-    return RunFiles(folder=folder, config=read_json(folder / CONFIG), metrics=metrics, evaluation=evaluation)
+    if evaluation is not None:
+        _check_object(evaluation, folder / EVALUATION)
+    config = _check_object(read_json(folder / CONFIG), folder / CONFIG)
+    _require(isinstance(config.get("settings", {}), dict), folder / CONFIG, "'settings' must be an object")
+    return RunFiles(folder=folder, config=config, metrics=metrics, evaluation=evaluation)
+
+
+def _metrics_row(line: str, path: Path) -> dict[str, Any]:
+    try:
+        row = json.loads(line)
+    except ValueError as exc:
+        raise UserError(f"{str(path)!r} is not readable JSON lines: {exc}") from None
+    _check_object(row, path, {"epoch": int})
+    return row
 
 
 def write_metrics(folder: Path, history: list[dict[str, Any]]) -> None:
@@ -242,10 +321,23 @@ class Trained:
     def classes(self) -> list[str]:
         return list(self.config["classes"])
 
+    @property
+    def dims(self) -> int:
+        """Spatial dimensions of the network's input: 2 for images, 3 for volumes."""
+        from space import presets
+
+        return getattr(presets.network(self.config["network"]), "dims", 2)
+
+    def check_images(self, command: str) -> None:
+        """Refuse ``command`` (which feeds images) on a volume network."""
+        if self.dims != 2:
+            raise UserError(f"{command} takes images, and {str(self.path)!r} holds a {self.dims}-D (volume) network")
+
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (or 0-255 float) images -> the network's input, with the training split's mean and std."""
-        mean = torch.tensor(self.config["mean"], device=images.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.config["std"], device=images.device).view(1, 3, 1, 1)
+        shape = (1, -1, *[1] * (images.ndim - 2))
+        mean = torch.tensor(self.config["mean"], device=images.device).view(shape)
+        std = torch.tensor(self.config["std"], device=images.device).view(shape)
         return (images.float() / 255.0 - mean) / std
 
 
@@ -256,7 +348,20 @@ def load_trained(text: str) -> Trained:
 
     path = checkpoint_of(text)
     weights, config, kind = inference_weights(path)
-    model = build(presets.network(config["network"]), num_classes=int(config["num_classes"]), dropout=0.0,
-                  drop_path=0.0)
-    model.load_state_dict(weights)
+    spec = presets.network(config["network"])
+    channels = getattr(spec, "in_channels", 3)
+    _require(len(config["mean"]) == channels, path.parent.parent / CONFIG,
+             f"mean and std have {len(config['mean'])} values and the network takes {channels} input channels")
+    model = build(spec, num_classes=config["num_classes"], dropout=0.0, drop_path=0.0)
+    load_weights(model, weights, path / (EMA_WEIGHTS if kind == "ema" else WEIGHTS))
     return Trained(model=model.eval(), config=config, weights=kind, path=path)
+
+
+def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], path: Path) -> None:
+    """``model.load_state_dict(weights)``, refused with the file's name when they do not match the network."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())
+        raise UserError(f"{str(path)!r} does not hold the weights of the network in the run's {CONFIG} (edited "
+                        f"or from another run?): {detail[:300]}") from None

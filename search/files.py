@@ -79,12 +79,26 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> None:
             leftover.unlink(missing_ok=True)
 
 
+def temporary_beside(path: Path, *, suffix: str = ".tmp") -> tuple[int, Path]:
+    """(open handle, name) of a new temporary file in ``path``'s folder, to be renamed onto ``path``: readable as a
+    plain ``open()`` would have made it (mkstemp's own mode, 0600, would follow the file through the rename)."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.fchmod(handle, 0o666 & ~_UMASK)
+    return handle, Path(temporary)
+
+
+def made_plainly(folder: Path) -> Path:
+    """``folder`` (a ``tempfile.mkdtemp`` folder, 0700, to be renamed into place) given the mode ``mkdir`` would
+    have: others may read what it becomes, as the umask allows (a cache shared by a machine's users)."""
+    os.chmod(folder, 0o777 & ~_UMASK)
+    return folder
+
+
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, temporary = temporary_beside(path)
     try:
-        os.fchmod(handle, 0o666 & ~_UMASK)  # as a plain open() would have made it
         with os.fdopen(handle, "wb") as out:
             out.write(data.encode("utf-8") if isinstance(data, str) else data)
             out.flush()

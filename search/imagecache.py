@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search.files import pid_alive
+from search.files import made_plainly, pid_alive
 from space.errors import UserError
 
 FORMAT = 1  # bump when the entry's layout changes
@@ -153,8 +153,8 @@ def build_entry(entry: Path, files: Sequence[tuple[Path, int]], resolution: int,
         if need > 0.9 * free:
             raise UserError(f"image cache {str(entry.parent)!r}: the decoded images need {need / 2**30:,.1f} GiB and "
                             f"{free / 2**30:,.1f} GiB are free; set EFFNAS_CACHE to a larger disk")
-        scratch = Path(tempfile.mkdtemp(prefix=f".{entry.name}.{socket.gethostname()}.{os.getpid()}.",
-                                        dir=entry.parent))
+        scratch = made_plainly(Path(tempfile.mkdtemp(prefix=f".{entry.name}.{socket.gethostname()}.{os.getpid()}.",
+                                                     dir=entry.parent)))
     except OSError as exc:
         raise UserError(f"image cache {str(entry.parent)!r} is not writable ({exc.strerror or exc}); set "
                         "EFFNAS_CACHE to a writable folder") from None

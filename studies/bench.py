@@ -1,16 +1,22 @@
-"""``effnas bench``: measured latency of any network (preset, reference, arch string) or of a trained run."""
+"""``effnas bench``: measured latency of any network (preset, reference, arch string) or of a trained run.
+
+Every input is checked before a tensor is allocated: the resolution, the runs, the threads, and the memory the
+benchmark needs (weights, the input batch and its activations) against the device's free memory."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from models import build
-from search.bench import measure_latency
+from search.bench import DTYPES, check_counts, measure_latency, pick_dtype
 from search.checkpoint import CONFIG, STATE, load_trained
+from search.memory import available_bytes, gib
 from search.train import pick_device
 from space import presets
+from space.cost import Network, activations, check_resolution, cost, stage_costs
 from space.errors import UserError
 
 
@@ -21,16 +27,54 @@ def bench(text: str, *, device: str = "cpu", batch: int = 1, resolution: int | N
     target = pick_device(device)
     if target.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {device}: CUDA is not available on this machine")
+    check_counts(warmup=warmup, runs=runs, batch=batch)
+    check_threads(threads)
+    dtype = pick_dtype(dtype, target)
     path = Path(text).expanduser()
+    model = None
     if (path / CONFIG).is_file() or (path / STATE).is_file():
         trained = load_trained(text)
-        model, size, label = trained.model, resolution or trained.resolution, str(trained.path)
+        model, spec, label = trained.model, presets.network(trained.config["network"]), str(trained.path)
+        size, num_classes = resolution or trained.resolution, int(trained.config["num_classes"])
     else:
         spec, preset = presets.resolve(text)
-        model = build(spec, num_classes=num_classes, dropout=0.0, drop_path=0.0)
         size, label = resolution or (preset.resolution if preset else 224), str(spec)
+    check_memory(spec, resolution=size, batch=batch, num_classes=num_classes, dtype=dtype, device=target)
+    if model is None:
+        model = build(spec, num_classes=num_classes, dropout=0.0, drop_path=0.0)
     if threads is not None:
         torch.set_num_threads(threads)
     result = measure_latency(model, resolution=size, device=target, batch=batch, dtype=dtype, warmup=warmup,
                              runs=runs)
     return {"network": label, **result.to_dict()}
+
+
+def check_threads(threads: int | None) -> None:
+    """At most one thread per CPU of this machine: more only contend (and torch crashes on absurd counts)."""
+    cpus = os.cpu_count() or 1
+    if threads is not None and not 1 <= threads <= cpus:
+        raise UserError(f"--threads {threads}: this machine has {cpus} CPU(s); give 1 to {cpus}")
+
+
+def benchmark_memory(spec: Network, *, resolution: int, batch: int, num_classes: int, itemsize: int) -> int:
+    """Bytes a benchmark holds, from the analytic cost: the weights, the input batch and the activations one sample
+    keeps in a training step (:func:`space.cost.activations`, a planning bound above what inference holds at
+    once; for a ResNet, which it does not count, the outputs of its stages)."""
+    check_resolution(resolution)
+    dims = getattr(spec, "dims", 2)
+    kept = activations(spec, resolution) or sum(row.out_channels * row.out_size**dims
+                                                for row in stage_costs(spec, resolution, num_classes=num_classes))
+    sample = getattr(spec, "in_channels", 3) * resolution**dims + kept
+    return itemsize * (cost(spec, resolution, num_classes=num_classes).params + batch * sample)
+
+
+def check_memory(spec: Network, *, resolution: int, batch: int, num_classes: int, dtype: str,
+                 device: torch.device) -> None:
+    """Refuse a benchmark that would not fit in the device's free memory, before anything is allocated."""
+    need = benchmark_memory(spec, resolution=resolution, batch=batch, num_classes=num_classes,
+                            itemsize=DTYPES[dtype].itemsize)
+    free = available_bytes(device)
+    if need > free:
+        raise UserError(f"batch {batch:,} at {resolution}px with {num_classes:,} classes needs ~{gib(need)} "
+                        f"(weights, inputs and activations) and {device} has {gib(free)} free; lower --batch, "
+                        f"--resolution or --num-classes")

@@ -338,15 +338,17 @@ def add_bench(commands) -> None:
     p.add_argument("arch", metavar="ARCH|CHECKPOINT", help="a preset, a reference, an arch string, or a training "
                                                            "run folder / checkpoint directory")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--batch", type=positive_int, default=1, help="images per run (default: 1)")
+    p.add_argument("--batch", type=positive_int, default=1, help="images per run (default: 1); refused when the "
+                   "weights, inputs and activations would exceed the device's free memory")
     p.add_argument("--resolution", type=positive_int, help="input size (default: the run's or preset's, else 224)")
     p.add_argument("--num-classes", type=positive_int, default=1000, help="classes of an untrained network "
                                                                           "(default: 1000)")
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
                    help="default: float32 on CPU, bfloat16 on CUDA")
-    p.add_argument("--warmup", type=positive_int, default=10, help="untimed runs first (>= 10, default 10)")
-    p.add_argument("--runs", type=positive_int, default=50, help="timed runs (>= 50, default 50)")
-    p.add_argument("--threads", type=positive_int, help="CPU threads (default: torch's)")
+    p.add_argument("--warmup", type=positive_int, default=10, help="untimed runs first (10 to 10,000, default 10)")
+    p.add_argument("--runs", type=positive_int, default=50, help="timed runs (50 to 100,000, default 50)")
+    p.add_argument("--threads", type=positive_int, help="CPU threads, 1 to this machine's CPU count (default: "
+                                                        "torch's)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=run_bench)
 

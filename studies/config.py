@@ -94,7 +94,8 @@ class RunSettings:
     ema_decay: float | None = setting(None, "keep an exponential moving average of the weights with this decay per "
                                             "step (e.g. 0.999); validation, predict and export then use it",
                                       positive=True, high=1, optional=True, commands=TRAIN)
-    augment: str = setting("crop-flip", "augmentation of the training images, on their device",
+    augment: str = setting("crop-flip", "augmentation of the training images, on their device (volumes: none, "
+                                        "their default)",
                            choices=("crop-flip", "crop", "flip", "none"), commands=TRAIN)
     crop_scale: float = setting(0.25, "smallest area share of a random-resized crop", positive=True, high=1,
                                 commands=TRAIN)

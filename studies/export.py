@@ -1,9 +1,9 @@
 """``effnas export``: a trained network as ONNX (checked against torch with onnxruntime), a ``torch.export``
 program (.pt2), or a timm state dict plus the recipe that rebuilds it in timm.
 
-Each export goes beside the run (``RUN/export/``) unless ``--out`` names a path, is written atomically, and
-gets a JSON sidecar with what its input needs: resolution, the training split's mean and std (of pixels in
-[0, 1]) and the class names.
+Each export goes beside the run (``RUN/export/``) unless ``--out`` names a path (checked before any work: writable,
+not a device, not one of the run's own files), is written atomically, and gets a JSON sidecar with what its input
+needs: resolution, the training split's mean and std (of pixels in [0, 1]) and the class names.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
+import stat
 import warnings
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ import torch
 from models import timm_compat
 from search import checkpoint
 from search.checkpoint import Trained, load_trained
-from search.files import write_atomic
+from search.files import check_writable, temporary_beside, write_atomic
 from space import presets
 from space.errors import SearchError, UserError
 from studies.config import EXPORT_FORMATS
@@ -30,25 +30,42 @@ ONNX_TOLERANCE = 1e-4
 
 
 def output_path(trained: Trained, fmt: str, out: str | None) -> Path:
-    if out is not None:
-        path = Path(out)
-    else:
-        name = "timm" if fmt == "timm" else f"model.{fmt}"
-        path = trained.path.parent.parent / "export" / name
+    """Where the export goes, checked before any work: a file (onnx, pt2; a pt2 name ends in .pt2, as
+    torch.export's archives do) or a folder (timm) that can be written, not a device or a FIFO, and not among the
+    run's own files (its export/ folder aside)."""
+    run = trained.path.parent.parent
+    default = run / "export" / ("timm" if fmt == "timm" else f"model.{fmt}")
+    path = default if out is None else Path(out).expanduser()
+    if path.exists() or path.is_symlink():
+        _check_existing(path, fmt)
+    resolved, own = path.resolve(), run.resolve()
+    if resolved.is_relative_to(own) and not resolved.is_relative_to(own / "export"):
+        raise UserError(f"--out {str(path)!r} is inside the run folder {str(run)!r}, among the files it was "
+                        f"exported from; give a path outside it (or leave --out out: {str(default)!r})")
+    if out is not None and not path.parent.is_dir():
+        raise UserError(f"--out {out!r}: directory {str(path.parent)!r} does not exist")
+    if fmt == "pt2" and path.suffix != ".pt2":
+        raise UserError(f"--out {str(path)!r}: a pt2 export's name must end in .pt2")
+    check_writable(path, what="--out", directory=fmt == "timm")
+    return path
+
+
+def _check_existing(path: Path, fmt: str) -> None:
+    """An existing output is replaced only when it is what the export writes: a regular file, or a folder (timm)."""
     if fmt == "timm":
-        if path.exists() and not path.is_dir():
+        if not path.is_dir():
             raise UserError(f"--out {str(path)!r} exists and is not a directory (a timm export is a folder)")
     elif path.is_dir():
         raise UserError(f"--out {str(path)!r} is a directory; give a file name")
-    if out is not None and not path.parent.is_dir():
-        raise UserError(f"--out {out!r}: directory {str(path.parent)!r} does not exist")
-    return path
+    elif not stat.S_ISREG(path.stat().st_mode):
+        raise UserError(f"--out {str(path)!r} exists and is not a regular file (a device, FIFO or socket)")
 
 
 def export(text: str, *, fmt: str, out: str | None = None, batch: int = 8) -> dict[str, Any]:
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"unknown export format {fmt!r}; allowed: {', '.join(EXPORT_FORMATS)}")
     trained = load_trained(text)
+    trained.check_images("export")
     path = output_path(trained, fmt, out)
     path.parent.mkdir(parents=True, exist_ok=True)
     example = check_inputs(trained, batch=batch)
@@ -93,9 +110,9 @@ def _inputs(trained: Trained) -> dict[str, Any]:
 
 
 def _temporary(path: Path) -> Path:
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    handle, name = temporary_beside(path, suffix=path.suffix)
     os.close(handle)
-    return Path(name)
+    return name
 
 
 @contextlib.contextmanager

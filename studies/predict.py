@@ -19,6 +19,7 @@ def predict(text: str, images: list[str], *, top_k: int = 5) -> list[dict[str, A
     if missing:
         raise UserError(f"image {missing[0]!r} does not exist")
     trained = load_trained(text)
+    trained.check_images("predict")
     batch = torch.stack([read_image(Path(p), trained.resolution) for p in images])
     with torch.no_grad():
         probabilities = trained.model(trained.normalize(batch).contiguous(memory_format=torch.channels_last))

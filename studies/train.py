@@ -13,6 +13,7 @@ import base64
 import dataclasses
 import hashlib
 import io
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +25,15 @@ from torch import nn
 from models import build
 from search import checkpoint, distributed
 from search.augment import make_augment
-from search.data import Dataset, check_spec, load_dataset, load_test, subset
+from search.data import Dataset, check_spec, dataset_channels, dims_of, load_dataset, load_test, subset
+from search.files import check_writable
 from search.record import read as read_record
 from search.train import (
     WarmupCosine,
     batch_logits,
     evaluation_sums,
     make_optimizer,
+    memory_layout,
     pick_device,
     recalibrate_batch_norm,
     steps_per_epoch,
@@ -38,17 +41,19 @@ from search.train import (
 )
 from search.worker import place
 from space import presets
+from space.arch import ArchSpec
 from space.cost import Network, cost
 from space.errors import UserError
 from space.references import ResNetSpec
 from studies import __version__
-from studies.config import StudyConfig, load_config
+from studies.config import FIELD_BY_NAME, StudyConfig, load_config
 from studies.progress import EpochProgress
 from studies.storage import mask_url, open_storage
 
 # may change between a run and its resumption (compile and cuda_graphs are for study trials only)
 IDENTITY_EXCLUDES = ("devices", "device", "name", "out", "storage", "compile", "cuda_graphs")
 EXAMPLES = 24  # validation images shown with their predictions on the report page
+NAME_MAX = 255  # bytes in one file name (ext4, xfs, btrfs, tmpfs)
 
 
 @dataclass(frozen=True)
@@ -180,7 +185,11 @@ def _plan_resume(config: StudyConfig, resume: str) -> Plan:
         folder = Path(config.run.out) / resume
     if not (folder / checkpoint.CONFIG).is_file():
         raise UserError(f"--resume {resume!r}: no training run there (nor under {config.run.out!r})")
-    saved = checkpoint.read_json(folder / checkpoint.CONFIG)
+    saved = checkpoint.read_config(folder)
+    unknown = sorted(set(saved["settings"]) - set(FIELD_BY_NAME) - {"space"})
+    if unknown:
+        raise UserError(f"{str(folder / checkpoint.CONFIG)!r} records unknown setting(s) {', '.join(unknown)} "
+                        "(edited, or written by another version?)")
     settings = {**_legacy(saved["settings"]), **{k: v for k, v in config.to_dict().items()
                                                 if k in ("devices", "device") and k in config.explicit}}
     resumed = load_config(overrides={k: v for k, v in settings.items() if k != "space"}, command="train")
@@ -195,9 +204,11 @@ def _identity(config: StudyConfig, spec: Network, source: Source) -> dict[str, A
 
 
 def _check(config: StudyConfig, source: Source, folder: Path) -> Plan:
-    spec = presets.network(source.text)
-    run, train = config.run, config.train
     check_spec(config.dataset)
+    spec, source = _for_dataset(presets.network(source.text), source, config.dataset)
+    config = _augment_for(config)
+    check_name_lengths(folder)
+    run, train = config.run, config.train
     if run.test is not None:
         check_spec(run.test)
         if run.test == "digits":
@@ -216,9 +227,10 @@ def _check(config: StudyConfig, source: Source, folder: Path) -> Plan:
         raise UserError(f"--out {run.out!r} exists and is not a directory")
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{str(folder)!r} exists and is not a directory")
+    check_writable(folder, what="run folder", directory=True)
     identity = _identity(config, spec, source)
     if (folder / checkpoint.CONFIG).is_file():
-        saved = checkpoint.read_json(folder / checkpoint.CONFIG)
+        saved = checkpoint.read_config(folder)
         differ = _differences(saved, identity)
         if differ:
             raise UserError(f"{str(folder)!r} holds a run with another {', '.join(differ)}; give --name NAME for a "
@@ -226,6 +238,40 @@ def _check(config: StudyConfig, source: Source, folder: Path) -> Plan:
     elif folder.is_dir() and any(folder.iterdir()):
         raise UserError(f"{str(folder)!r} exists and is not a training run; give --name NAME")
     return Plan(config=config, spec=spec, source=source, folder=folder, device=device, identity=identity)
+
+
+def check_name_lengths(folder: Path) -> None:
+    """Every name in the run's folder within the file system's limit, before any is looked up or made."""
+    for part in folder.parts:
+        if len(os.fsencode(part)) > NAME_MAX:
+            raise UserError(f"run folder name {part[:40]!r}... has {len(os.fsencode(part))} bytes; a file name takes "
+                            f"at most {NAME_MAX} (shorten --name or --out)")
+
+
+def _for_dataset(spec: Network, source: Source, dataset: str) -> tuple[Network, Source]:
+    """The network as it trains on ``dataset``: of the data's dimensionality (refused otherwise), and a volume
+    network takes the volumes' channels."""
+    dims, network_dims = dims_of(dataset), getattr(spec, "dims", 2)
+    if dims != network_dims:
+        samples = "images" if dims == 2 else "volumes"
+        raise UserError(f"dataset {dataset!r} holds {samples}, but {source.label} is a {network_dims}-D network; "
+                        f"give a {dims}-D network{' (an arch string starting with 3d)' if dims == 3 else ''} or a "
+                        f"{network_dims}-D dataset")
+    if dims == 3 and isinstance(spec, ArchSpec) and spec.in_channels != dataset_channels(dataset):
+        spec = dataclasses.replace(spec, in_channels=dataset_channels(dataset))
+        source = dataclasses.replace(source, text=str(spec))
+    return spec, source
+
+
+def _augment_for(config: StudyConfig) -> StudyConfig:
+    """Crops and flips are of images: a volume dataset trains with --augment none, its default; an explicit
+    image augmentation on volumes is refused."""
+    if dims_of(config.dataset) == 2 or config.run.augment == "none":
+        return config
+    if "augment" in config.explicit:
+        raise UserError(f"--augment {config.run.augment}: crops and flips are of images, and dataset "
+                        f"{config.dataset!r} holds volumes; give --augment none (the default for volumes)")
+    return dataclasses.replace(config, run=dataclasses.replace(config.run, augment="none"))
 
 
 def _differences(saved: dict[str, Any], identity: dict[str, Any]) -> list[str]:
@@ -268,7 +314,7 @@ def _train(plan: Plan, ranks: distributed.Ranks, err: TextIO) -> dict[str, Any]:
     ranks.barrier()
     torch.manual_seed(config.seed)
     model = build(plan.spec, num_classes=data.num_classes, dropout=settings.dropout, drop_path=settings.drop_path)
-    model = model.to(device, memory_format=torch.channels_last)
+    model = model.to(device, memory_format=memory_layout(data.dims + 2, device=device))
     optimizer = make_optimizer(model, settings)
     schedule = WarmupCosine.for_training(settings, steps_per_epoch(len(data.train_y), settings.batch_size))
     ema = None
@@ -280,11 +326,9 @@ def _train(plan: Plan, ranks: distributed.Ranks, err: TextIO) -> dict[str, Any]:
     latest = checkpoint.latest_checkpoint(folder)
     if latest is not None:
         saved = checkpoint.load_checkpoint(latest)
-        model.load_state_dict(saved.model)
-        checkpoint.restore_optimizer(optimizer, saved.optimizer)
+        checkpoint.check_training_state(saved)
+        _restore(saved, model, optimizer, ema)
         schedule.load_state_dict(saved.state["schedule"])
-        if ema is not None:
-            ema.load_state_dict(saved.ema)
         history = saved.state["history"]
         if ranks.main and saved.epoch < settings.epochs:
             print(f"effnas: resuming {str(folder)!r} after epoch {saved.epoch}", file=err)
@@ -317,6 +361,22 @@ def _train(plan: Plan, ranks: distributed.Ranks, err: TextIO) -> dict[str, Any]:
         checkpoint.write_json(evaluation_path, _final_evaluation(final, data, test, settings.batch_size, device,
                                                                  weights="ema" if ema is not None else "model"))
     return summary(folder)
+
+
+def _restore(saved: checkpoint.Checkpoint, model: nn.Module, optimizer: torch.optim.Optimizer,
+             ema: nn.Module | None) -> None:
+    """The network, its moving average and the optimizer from a checkpoint; files that do not match the run are
+    refused with their names."""
+    checkpoint.load_weights(model, saved.model, saved.path / checkpoint.WEIGHTS)
+    if ema is not None:
+        if saved.ema is None:
+            raise UserError(f"{str(saved.path)!r} has no {checkpoint.EMA_WEIGHTS} and the run keeps a moving average")
+        checkpoint.load_weights(ema, saved.ema, saved.path / checkpoint.EMA_WEIGHTS)
+    try:
+        checkpoint.restore_optimizer(optimizer, saved.optimizer)
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise UserError(f"{str(saved.path / checkpoint.OPTIMIZER)!r} does not match the network's parameters "
+                        f"(edited or from another run?): {exc}") from None
 
 
 def _last_factor(schedule: WarmupCosine) -> float:
@@ -403,7 +463,7 @@ def _final_evaluation(model: nn.Module, data: Dataset, test: tuple[torch.Tensor,
     chosen = sorted(set(range(min(len(labels), EXAMPLES * 2 // 3))) | set(wrong[:EXAMPLES // 3]))
     evaluation["examples"] = [{"index": i, "true": int(labels[i]), "predicted": int(predicted[i]),
                                "probability": float(probabilities[i, predicted[i]]),
-                               "png": _png(data.val_x[i])} for i in chosen]
+                               "png": _png(data.val_x[i])} for i in chosen] if data.dims == 2 else []
     return evaluation
 
 
