@@ -122,6 +122,7 @@ def make_folder(root: Path) -> None:
 
 
 def load(spec: str, env: dict) -> dict:
+    os.sync()  # the last load's cache writes flushed first: a load is timed alone, not behind their write-back
     out = subprocess.run([sys.executable, "-c", LOAD, spec, str(SIDE)], cwd=ROOT, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT), **env}, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
