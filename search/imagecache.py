@@ -110,8 +110,10 @@ def open_entry(entry: Path, files: Sequence[tuple[Path, int]],
             return None
         images = np.load(entry / "images.npy", mmap_mode="c", allow_pickle=False)
         labels = np.load(entry / "labels.npy", allow_pickle=False)
-    except (OSError, ValueError, EOFError):  # missing, truncated (shorter than its header says) or not .npy
+    except (FileNotFoundError, ValueError, EOFError):  # missing, truncated (shorter than its header says), not .npy
         return None
+    except OSError as exc:  # out of memory or file handles, a disk error: the entry may be whole, so it stays
+        raise UserError(f"image cache entry {str(entry)!r} cannot be opened ({exc.strerror or exc})") from None
     if images.shape != (len(files), 3, resolution, resolution) or images.dtype != np.uint8:
         return None
     if labels.shape != expected.shape or labels.dtype != expected.dtype or not np.array_equal(labels, expected):

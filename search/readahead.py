@@ -51,8 +51,14 @@ def read_ahead(read: Callable[[Key], Value], keys: Iterable[Key], *, depth: int 
 
 
 def needs_reading(x: torch.Tensor | Rows, device: torch.device) -> bool:
-    """Whether batches of ``x`` must be read for training on ``device``: streamed rows, or a host-kept set."""
-    return isinstance(x, Rows) or x.device != device
+    """Whether batches of ``x`` must be read for training on ``device``: streamed rows, or a host-kept set. A set
+    on ``cuda:0`` is on ``cuda`` (the current device, as ``--device auto`` and ``cuda`` name it)."""
+    return isinstance(x, Rows) or not same_device(x.device, device)
+
+
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """Whether ``a`` and ``b`` are one device, where a device without an index is any of its kind's (the current)."""
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
 
 
 def gather(x: torch.Tensor | Rows, index: torch.Tensor | slice, *, pin: bool = False) -> torch.Tensor:
@@ -61,7 +67,7 @@ def gather(x: torch.Tensor | Rows, index: torch.Tensor | slice, *, pin: bool = F
         rows = x[index]
     else:
         rows = torch.index_select(x, 0, index.to(x.device))
-    return rows.pin_memory() if pin else rows
+    return rows.pin_memory() if pin and rows.device.type == "cpu" else rows
 
 
 def batches(x: torch.Tensor | Rows, indices: Iterable[torch.Tensor | slice], device: torch.device,

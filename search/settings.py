@@ -72,9 +72,7 @@ class TrainSettings:
     def from_dict(cls, values: dict[str, Any]) -> TrainSettings:
         """Settings recorded by this or an earlier version: a record without ``lr_batch`` was made when --lr
         was the peak at any batch size, which is lr_batch = batch_size."""
-        values = dict(values)
-        values.setdefault("lr_batch", values.get("batch_size", cls.batch_size))
-        return cls(**values)
+        return cls(**as_recorded_now(values))
 
     @property
     def peak_lr(self) -> float:
@@ -83,3 +81,9 @@ class TrainSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def as_recorded_now(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings recorded by this or an earlier version, as this one records them: a record without ``lr_batch``
+    was made when --lr was the peak at any batch size, which is lr_batch = batch_size."""
+    return {"lr_batch": settings.get("batch_size", TrainSettings.batch_size), **settings}

@@ -163,6 +163,29 @@ def activations(arch: Network, resolution: int) -> int:
     return total + 3 * arch.head * size**dims
 
 
+def inference_activations(arch: Network, resolution: int, *, num_classes: int = 1000) -> int:
+    """Elements one sample holds at once in eval mode, at most: the largest layer's input and outputs alive
+    together (an inverted residual's input, its expanded map before and after the depthwise convolution, and its
+    output; the stem's input and output; the head's). ResNets: three times the largest stage output (a block's
+    input, middle and output). A planning bound for memory, not an exact count."""
+    check_resolution(resolution)
+    if isinstance(arch, ResNetSpec):
+        return 3 * max(row.out_channels * row.out_size**arch.dims
+                       for row in stage_costs(arch, resolution, num_classes=num_classes))
+    dims = arch.dims
+    size = _down(resolution, 2)
+    peak = arch.in_channels * resolution**dims + arch.stem * size**dims
+    cin = arch.stem
+    for stage in arch.stages:
+        for repeat in range(stage.repeats):
+            mid = mid_channels(cin, stage)
+            before = size
+            size = _down(size, stage.stride if repeat == 0 else 1)
+            peak = max(peak, cin * before**dims + mid * before**dims + mid * size**dims + stage.channels * size**dims)
+            cin = stage.channels
+    return max(peak, cin * size**dims + arch.head * size**dims)
+
+
 def cost(arch: Network, resolution: int, *, num_classes: int = 1000) -> Cost:
     """Exact parameter count and conv + linear multiply-adds of any spec on a square (or cubic) input."""
     rows = stage_costs(arch, resolution, num_classes=num_classes)

@@ -16,7 +16,7 @@ from search.checkpoint import CONFIG, STATE, load_trained
 from search.memory import available_bytes, gib
 from search.train import pick_device
 from space import presets
-from space.cost import Network, activations, check_resolution, cost, stage_costs
+from space.cost import Network, cost, inference_activations
 from space.errors import UserError
 
 
@@ -57,15 +57,13 @@ def check_threads(threads: int | None) -> None:
 
 
 def benchmark_memory(spec: Network, *, resolution: int, batch: int, num_classes: int, itemsize: int) -> int:
-    """Bytes a benchmark holds, from the analytic cost: the weights, the input batch and the activations one sample
-    keeps in a training step (:func:`space.cost.activations`, a planning bound above what inference holds at
-    once; for a ResNet, which it does not count, the outputs of its stages)."""
-    check_resolution(resolution)
+    """Bytes a benchmark holds, from the analytic cost: the weights, and per image its input and the activations
+    alive at once in eval mode (:func:`space.cost.inference_activations`), doubled for the allocator's and the
+    convolutions' workspaces."""
     dims = getattr(spec, "dims", 2)
-    kept = activations(spec, resolution) or sum(row.out_channels * row.out_size**dims
-                                                for row in stage_costs(spec, resolution, num_classes=num_classes))
-    sample = getattr(spec, "in_channels", 3) * resolution**dims + kept
-    return itemsize * (cost(spec, resolution, num_classes=num_classes).params + batch * sample)
+    sample = getattr(spec, "in_channels", 3) * resolution**dims + inference_activations(spec, resolution,
+                                                                                         num_classes=num_classes)
+    return itemsize * (cost(spec, resolution, num_classes=num_classes).params + 2 * batch * sample)
 
 
 def check_memory(spec: Network, *, resolution: int, batch: int, num_classes: int, dtype: str,

@@ -36,9 +36,14 @@ def output_path(trained: Trained, fmt: str, out: str | None) -> Path:
     run = trained.path.parent.parent
     default = run / "export" / ("timm" if fmt == "timm" else f"model.{fmt}")
     path = default if out is None else Path(out).expanduser()
-    if path.exists() or path.is_symlink():
+    try:
+        resolved, own = path.resolve(), run.resolve()
+    except (OSError, RuntimeError) as exc:  # a loop of symbolic links
+        raise UserError(f"--out {str(path)!r} cannot be resolved ({exc})") from None
+    if path.is_symlink() and not path.exists():
+        raise UserError(f"--out {str(path)!r} is a symbolic link to nothing; give a plain path")
+    if path.exists():
         _check_existing(path, fmt)
-    resolved, own = path.resolve(), run.resolve()
     if resolved.is_relative_to(own) and not resolved.is_relative_to(own / "export"):
         raise UserError(f"--out {str(path)!r} is inside the run folder {str(run)!r}, among the files it was "
                         f"exported from; give a path outside it (or leave --out out: {str(default)!r})")

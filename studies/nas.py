@@ -15,7 +15,7 @@ from search.data import dataset_channels, dataset_classes
 from search.fidelity import Rungs
 from search.memory import device_memory
 from search.record import TrialRecord
-from search.settings import TrainSettings
+from search.settings import TrainSettings, as_recorded_now
 from search.trial import Budget, LatencyOf, TrialPlanner, TrialTemplate, space_proposer
 from space import presets
 from space.cost import cost
@@ -200,7 +200,9 @@ COMPARED_APART = {"epochs", "val_fraction"}  # compared as the study's epochs (t
 
 def recipe_changes(created: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """The training settings (``--epochs``, ``--lr``, …) in which ``now`` differs from the study's ``created``
-    config, as "name old -> new"; a setting the study's version did not record is not compared."""
+    config, as "name old -> new"; a setting the study's version did not record is not compared (but for
+    ``lr_batch``, which an older version's --lr implied)."""
+    created = as_recorded_now(created) if "lr" in created else created
     return [f"{f.name} {created[f.name]!r} -> {now.get(f.name)!r}" for f in dataclasses.fields(TrainSettings)
             if f.name not in HOW_NOT_WHAT | COMPARED_APART and f.name in created and created[f.name] != now.get(f.name)]
 

@@ -94,17 +94,22 @@ def check_storage_url(url: str, *, write: bool, create_default_dir: bool = False
 
 
 def check_journal_file(path: Path, url: str) -> None:
-    """A journal effnas may read and append to: one JSON object per line, each line whole. Optuna would append
-    to anything and fail on its next read; an incomplete last line (a writer killed mid-line, which Optuna's
-    single locked write makes rare) would swallow the next record, so it is refused too, with its line number."""
+    """A journal effnas may read and append to: one JSON object per line. Optuna would append to anything and fail
+    on its next read. An incomplete last line is a record being written (another worker's append) or one cut by a
+    kill mid-write (rare: Optuna writes a record in one locked write); it is looked at again after a second, and
+    refused only if the file has not changed -- appended to, it would swallow the next record."""
     import json
 
     try:
+        size = path.stat().st_size
         with open(path, "rb") as handle:
             for number, line in enumerate(handle, start=1):
                 if not line.endswith(b"\n"):
+                    time.sleep(1.0)
+                    if path.stat().st_size != size:
+                        return  # a live writer is appending: its record is whole by now
                     raise UserError(f"storage {url!r}: line {number} of the journal is incomplete (a writer was "
-                                    "killed mid-line?); remove that line to use the journal")
+                                    "killed mid-line?) and has not changed since; remove that line to use it")
                 try:
                     record = json.loads(line)
                 except ValueError:

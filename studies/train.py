@@ -28,6 +28,7 @@ from search.augment import make_augment
 from search.data import Dataset, check_spec, dataset_channels, dims_of, load_dataset, load_test, subset
 from search.files import check_writable
 from search.record import read as read_record
+from search.settings import as_recorded_now
 from search.train import (
     WarmupCosine,
     batch_logits,
@@ -190,7 +191,7 @@ def _plan_resume(config: StudyConfig, resume: str) -> Plan:
     if unknown:
         raise UserError(f"{str(folder / checkpoint.CONFIG)!r} records unknown setting(s) {', '.join(unknown)} "
                         "(edited, or written by another version?)")
-    settings = {**_legacy(saved["settings"]), **{k: v for k, v in config.to_dict().items()
+    settings = {**as_recorded_now(saved["settings"]), **{k: v for k, v in config.to_dict().items()
                                                 if k in ("devices", "device") and k in config.explicit}}
     resumed = load_config(overrides={k: v for k, v in settings.items() if k != "space"}, command="train")
     source = Source(text=saved["network"], label=saved["label"], resolution=saved["resolution"], name=folder.name)
@@ -276,14 +277,9 @@ def _augment_for(config: StudyConfig) -> StudyConfig:
 
 def _differences(saved: dict[str, Any], identity: dict[str, Any]) -> list[str]:
     out = [k for k in ("arch", "resolution") if saved.get(k) != identity[k]]
-    old, new = _legacy(saved.get("settings", {})), identity["settings"]
+    old, new = as_recorded_now(saved.get("settings", {})), identity["settings"]
     out += [k for k in sorted(set(old) | set(new)) if k not in IDENTITY_EXCLUDES and old.get(k) != new.get(k)]
     return out
-
-
-def _legacy(settings: dict[str, Any]) -> dict[str, Any]:
-    """A run's settings as an earlier version recorded them: --lr was the peak at any batch size."""
-    return {"lr_batch": settings.get("batch_size", 32), **settings}
 
 
 def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:

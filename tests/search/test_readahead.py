@@ -97,3 +97,15 @@ def test_a_dataset_for_a_device_whose_memory_effnas_cannot_read_stays_on_the_hos
     assert fits_on(torch.device("cpu"), data) and not fits_on(torch.device("meta"), data)
     placed = place(data, torch.device("meta"))
     assert placed.train_x.device.type == "cpu" and placed.mean.device.type == "meta"
+
+
+def test_a_set_on_the_training_gpu_is_not_read_whatever_index_names_it():
+    """--device auto and cuda give torch.device("cuda"); the set placed there reports cuda:0. Tensors are faked:
+    only their device is read."""
+    from types import SimpleNamespace
+
+    on_gpu0 = SimpleNamespace(device=torch.device("cuda", 0))
+    assert not needs_reading(on_gpu0, torch.device("cuda")) and not needs_reading(on_gpu0, torch.device("cuda:0"))
+    assert needs_reading(on_gpu0, torch.device("cuda:1"))
+    host = torch.zeros(1)
+    assert needs_reading(host, torch.device("cuda")) and not needs_reading(host, torch.device("cpu"))

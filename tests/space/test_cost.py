@@ -54,3 +54,14 @@ def test_cost_rejects_bad_resolution(resolution):
 def test_cost_rejects_bad_num_classes():
     with pytest.raises(UserError, match="num_classes"):
         cost(ArchSpec.parse("ir_r1_k3_s1_e6_c8"), 32, num_classes=0)
+
+
+def test_inference_activations_count_the_largest_layer_alive_at_once():
+    from space import presets
+    from space.cost import activations, inference_activations
+
+    b0 = presets.network("efficientnet-b0")
+    # stage 2's first block at 224 px: input 16x112², expanded 96x112², after the stride-2 depthwise 96x56², out 24x56²
+    assert inference_activations(b0, 224) == 16 * 112**2 + 96 * 112**2 + 96 * 56**2 + 24 * 56**2 == 1_781_248
+    assert inference_activations(b0, 224) < activations(b0, 224) / 10  # eval holds a layer, training keeps them all
+    assert inference_activations(presets.network("resnet18"), 224) == 3 * 64 * 56**2

@@ -44,10 +44,13 @@ def work(trained, tmp_path, monkeypatch):
 
 
 def snapshot(folder) -> dict:
-    """test_bad_input's snapshot, with a FIFO named rather than read (reading one waits for a writer)."""
-    fifos = {p for p in folder.rglob("*") if p.is_fifo()}
-    return {str(p.relative_to(folder)): b"fifo" if p in fifos else None if p.is_dir() else p.read_bytes()
-            for p in sorted(folder.rglob("*"))}
+    """test_bad_input's snapshot, with a FIFO named rather than read (reading one waits for a writer) and a
+    symbolic link by its target."""
+    def content(p):
+        if p.is_symlink():
+            return b"link to " + os.fsencode(os.readlink(p))
+        return b"fifo" if p.is_fifo() else None if p.is_dir() else p.read_bytes()
+    return {str(p.relative_to(folder)): content(p) for p in sorted(folder.rglob("*"))}
 
 
 def edit(path: str, change):
@@ -98,6 +101,10 @@ CASES = [
      "inside the run"),
     ("export timm --out the run's checkpoints", ["export", RUN, "--format", "timm", "--out", f"{RUN}/checkpoints"],
      None, "inside the run"),
+    ("export --out a dangling link", ["export", RUN, "--format", "onnx", "--out", "gone.onnx"],
+     lambda folder: (folder / "gone.onnx").symlink_to(folder / "nowhere"), "link to nothing"),
+    ("export --out a loop of links", ["export", RUN, "--format", "onnx", "--out", "loop.onnx"],
+     lambda folder: (folder / "loop.onnx").symlink_to(folder / "loop.onnx"), "--out"),
     ("export pt2 without .pt2", ["export", RUN, "--format", "pt2", "--out", "model.bin"], None, ".pt2"),
     ("export --out /proc", ["export", RUN, "--format", "pt2", "--out", "/proc/x.pt2"], None, "cannot write"),
     ("bench --threads 100000", ["bench", "efficientnet-b0", "--threads", "100000"], None, "--threads"),

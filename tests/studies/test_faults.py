@@ -193,8 +193,8 @@ def test_a_trial_whose_worker_died_before_recording_itself_is_failed_after_the_g
 def test_corrupted_inputs(tmp_path):
     (tmp_path / "imgs" / "a").mkdir(parents=True)
     (tmp_path / "imgs" / "b").mkdir(parents=True)
-    (tmp_path / "imgs" / "a" / "1.png").write_bytes(b"\x89PNG garbage")
-    (tmp_path / "imgs" / "b" / "1.png").write_bytes(b"\x89PNG garbage")
+    for name in ("a/1.png", "a/2.png", "b/1.png"):  # three: two stay to train on after the validation split
+        (tmp_path / "imgs" / name).write_bytes(b"\x89PNG garbage")
     result = effnas("search", "--dataset", f"folder:{tmp_path / 'imgs'}", "--storage",
                     f"sqlite:///{tmp_path}/x.db", cwd=tmp_path)
     assert_user_error(result, "unreadable image")
