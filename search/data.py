@@ -195,8 +195,7 @@ def load_dataset(spec: str, *, resolution: int, seed: int = 0, val_fraction: flo
     elif kind == "cifar10":
         images, labels = _cifar10(root, "data_batch_*")
     else:
-        files = image_files(root)
-        check_classes(files, root=root, kind="folder", noun="images")
+        files = folder_images(root)
         split_sizes(spec, len(files), val_fraction)  # before an image is decoded or written to the cache
         images, labels, mapped = _folder(root, resolution, files=files)
     return _split(spec, _resize(images, resolution), labels, seed=seed, val_fraction=val_fraction,
@@ -306,6 +305,13 @@ def image_files(root: Path) -> list[tuple[Path, int]]:
     return class_files(root, accept=lambda path: path.suffix.lower() in IMAGE_SUFFIXES, kind="folder")
 
 
+def folder_images(root: Path) -> list[tuple[Path, int]]:
+    """A folder dataset's :func:`image_files`, checked: some images, in at least two classes."""
+    files = image_files(root)
+    check_classes(files, root=root, kind="folder", noun="images")
+    return files
+
+
 def read_image(path: Path, resolution: int) -> torch.Tensor:
     """One image file as uint8 3 x R x R, as a folder dataset reads it (and ``effnas predict`` too)."""
     return torch.from_numpy(imagecache.decode_image(path, resolution))
@@ -315,10 +321,9 @@ def _folder(root: Path, resolution: int, *,
             files: list[tuple[Path, int]] | None = None) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """(images, labels, whether the images are the memory-mapped cache): a large folder is decoded once on every
     core and then mapped (its size is checked against the cache's disk), a small one decoded into memory.
-    ``files``: the folder's :func:`image_files`, when the caller has them already."""
+    ``files``: the folder's :func:`folder_images`, when the caller has them already."""
     if files is None:
-        files = image_files(root)
-    check_classes(files, root=root, kind="folder", noun="images")
+        files = folder_images(root)
     if len(files) >= imagecache.min_images():
         images, labels = imagecache.cached_images(root, files, resolution)
         return torch.from_numpy(images), torch.from_numpy(labels), True
