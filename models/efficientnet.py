@@ -11,6 +11,7 @@ from torch import nn
 from models.blocks import CONVS, POOLS, ConvBnAct, MBConv
 from space.arch import ArchSpec
 from space.cost import check_num_classes, mid_channels, se_channels
+from space.network import blocks
 
 BATCH_NORM = {"torch": (1e-5, 0.1), "reference": (1e-3, 0.01)}
 
@@ -24,19 +25,14 @@ class EfficientNet(nn.Module):
         bn = {"bn_eps": eps, "bn_momentum": momentum, "dims": arch.dims}
         self.arch = arch
         self.stem = ConvBnAct(arch.in_channels, arch.stem, 3, 2, act=arch.stages[0].activation, **bn)
-        blocks: list[nn.Module] = []
-        cin, index, total = arch.stem, 0, arch.num_blocks
-        for stage in arch.stages:
-            for repeat in range(stage.repeats):
-                blocks.append(MBConv(
-                    cin, stage.channels, kernel=stage.kernel, stride=stage.stride if repeat == 0 else 1,
-                    mid_channels=mid_channels(cin, stage), expand=stage.block == "ir",
-                    se_channels=se_channels(cin, stage.se) if stage.se > 0 else 0, skip=stage.skip,
-                    act=stage.activation, drop_path_rate=drop_path * index / total, **bn,
-                ))
-                cin, index = stage.channels, index + 1
-        self.blocks = nn.Sequential(*blocks)
-        self.head = ConvBnAct(cin, arch.head, act=arch.stages[-1].activation, **bn)
+        total = arch.num_blocks
+        self.blocks = nn.Sequential(*(MBConv(
+            b.in_channels, b.out_channels, kernel=b.stage.kernel, stride=b.stride,
+            mid_channels=mid_channels(b.in_channels, b.stage), expand=b.stage.block == "ir",
+            se_channels=se_channels(b.in_channels, b.stage.se) if b.stage.se > 0 else 0, skip=b.stage.skip,
+            act=b.stage.activation, drop_path_rate=drop_path * b.index / total, **bn,
+        ) for b in blocks(arch)))
+        self.head = ConvBnAct(arch.stages[-1].channels, arch.head, act=arch.stages[-1].activation, **bn)
         self.pool = POOLS[arch.dims](1)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(arch.head, num_classes)

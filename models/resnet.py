@@ -11,6 +11,7 @@ from torch import nn
 
 from models.blocks import drop_path
 from space.cost import check_num_classes
+from space.network import blocks
 from space.references import ResNetSpec, ResNetStage
 
 
@@ -77,18 +78,15 @@ class ResNet(nn.Module):
         self.bn1 = _bn(spec.stem, bn_eps, bn_momentum)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        cin, index, total = spec.stem, 0, spec.num_blocks
+        total, walked = spec.num_blocks, list(blocks(spec))
         for number, stage in enumerate(spec.stages, start=1):
-            blocks = []
-            for repeat in range(stage.repeats):
-                blocks.append(BLOCKS[stage.block](cin, stage, stage.stride if repeat == 0 else 1,
-                                                  drop_path_rate=drop_path * index / total, eps=bn_eps,
-                                                  momentum=bn_momentum))
-                cin, index = stage.channels, index + 1
-            self.add_module(f"layer{number}", nn.Sequential(*blocks))
+            self.add_module(f"layer{number}", nn.Sequential(*(
+                BLOCKS[stage.block](b.in_channels, stage, b.stride, drop_path_rate=drop_path * b.index / total,
+                                    eps=bn_eps, momentum=bn_momentum)
+                for b in walked if b.stage_index == number - 1)))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(cin, num_classes)
+        self.fc = nn.Linear(spec.head, num_classes)
         for m in self.modules():  # torchvision's initialisation
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -18,6 +18,7 @@ from torch import nn
 from space.arch import ArchSpec, StageSpec
 from space.cost import Network, mid_channels, se_channels
 from space.errors import UserError
+from space.network import blocks
 from space.references import ResNetSpec
 
 RECIPE_FORMAT = "effnas-timm/1"
@@ -35,13 +36,10 @@ def _timm_se_width(cin: int, stage: StageSpec) -> int:
 
 
 def _blocks(arch: ArchSpec) -> list[list[tuple[StageSpec, int]]]:
-    """(stage, block input channels) of every block, stage by stage."""
-    out, cin = [], arch.stem
-    for stage in arch.stages:
-        out.append([])
-        for _ in range(stage.repeats):
-            out[-1].append((stage, cin))
-            cin = stage.channels
+    """(stage, block input channels) of every block, stage by stage (timm nests its blocks so)."""
+    out: list[list[tuple[StageSpec, int]]] = [[] for _ in arch.stages]
+    for block in blocks(arch):
+        out[block.stage_index].append((block.stage, block.in_channels))
     return out
 
 

@@ -19,7 +19,7 @@ from reports.layout import PLOTLY_JS, page, safe_name
 from reports.run_page import run_body
 from reports.runs import run_info
 from search import selection
-from search.files import remove_stale_temporaries, write_atomic
+from search.utils.files import remove_stale_temporaries, write_atomic
 
 BODIES = {"nas": nas.nas_body, "scaling": scaling.scaling_body, "family": scaling.family_body,
           "confirm": confirm.confirm_body}

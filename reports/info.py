@@ -6,7 +6,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from search import fidelity, selection
+from search import halving, selection
 from search.record import TrialRecord
 from search.selection import TripleScore
 
@@ -55,7 +55,7 @@ def front_info(records: Sequence[TrialRecord], *, target_macs: float | None,
                             note=f"{len(repeats)} trainings, mean" if len(repeats) > 1 else None))
     for r in records:
         if r.stopped_at is not None and r.macs is not None:
-            at = fidelity.rung_accuracies(r.rung_accuracy).get(r.stopped_at, 0.0)
+            at = halving.rung_accuracies(r.rung_accuracy).get(r.stopped_at, 0.0)
             points.append(Point(numbers=(r.number,), arch=str(r.arch), accuracy=at, sd=None, macs=float(r.macs),
                                 params=int(r.params or 0), kind="stopped",
                                 note=f"stopped by successive halving after {r.stopped_at} of {r.epochs} epochs"))

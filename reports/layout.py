@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from reports.frames import study_config
+from space.checks import is_int
 
 PLOTLY_JS = "plotly.min.js"
 STYLE = """
@@ -83,7 +84,7 @@ def _cell(value: Any) -> tuple[str, str]:
         return "", ""
     if isinstance(value, float):
         return (f"{value:.4f}" if abs(value) < 1000 else f"{value:,.0f}"), repr(value)
-    if isinstance(value, int) and not isinstance(value, bool):
+    if is_int(value):
         return f"{value:,}", str(value)
     return str(value), str(value)
 

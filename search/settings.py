@@ -12,6 +12,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+from search.data import augment
+
 
 def setting(default: Any, help: str, *, low: float | None = None, high: float | None = None,
             at_most: float | None = None,
@@ -38,7 +40,8 @@ def declared(cls: type) -> list[tuple[dataclasses.Field, type]]:
 
 MAX_EPOCHS = 10_000  # a bound on work that would never end: ImageNet recipes train 350-600 epochs
 
-TRIAL_COMMANDS = ("search", "scale", "family", "confirm")  # the commands whose trials run search.train
+TRIAL_COMMANDS = ("search", "scale", "family", "confirm")  # the commands whose trials train (search.training)
+FULL_RUN = ("train",)  # the command of a full training run
 
 
 @dataclass(frozen=True)
@@ -87,3 +90,26 @@ def as_recorded_now(settings: dict[str, Any]) -> dict[str, Any]:
     """Settings recorded by this or an earlier version, as this one records them: a record without ``lr_batch``
     was made when --lr was the peak at any batch size, which is lr_batch = batch_size."""
     return {"lr_batch": settings.get("batch_size", TrainSettings.batch_size), **settings}
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """A full training run (``effnas train``), besides the training settings: what a NAS trial never does."""
+
+    ema_decay: float | None = setting(None, "keep an exponential moving average of the weights with this decay per "
+                                            "step (e.g. 0.999); validation, predict and export then use it",
+                                      positive=True, high=1, optional=True, commands=FULL_RUN)
+    augment: str = setting("crop-flip", "augmentation of the training images, on their device (volumes: none, "
+                                        "their default)",
+                           choices=augment.KINDS, commands=FULL_RUN)
+    crop_scale: float = setting(0.25, "smallest area share of a random-resized crop", positive=True, high=1,
+                                commands=FULL_RUN)
+    micro_batches: int = setting(1, "split each step's batch into this many micro-batches (gradient accumulation)",
+                                 low=1, commands=FULL_RUN)
+    devices: int = setting(1, "processes, one per device (GPUs, or CPU processes with gloo), started by torch's "
+                              "launcher; under torchrun its world size", low=1, commands=FULL_RUN)
+    test: str | None = setting(None, "held-out data evaluated once at the end, never used for a choice: "
+                                     "folder:PATH or cifar10:PATH (its test_batch)", optional=True, commands=FULL_RUN)
+    name: str | None = setting(None, "the run's folder under --out (default: named after the network)",
+                               optional=True, pattern=r"[A-Za-z0-9][A-Za-z0-9._-]*", commands=FULL_RUN)
+    out: str = setting("runs/train", "where training runs live", pattern=r".+", commands=FULL_RUN)

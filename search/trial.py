@@ -15,8 +15,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search import fidelity, lifecycle, record
-from search.fidelity import Rungs
+from search import halving, lifecycle, record
+from search.halving import Rungs
 from search.selection import mnas_reward
 from search.settings import TrainSettings
 from space.arch import ArchSpec
@@ -246,19 +246,19 @@ class TrialPlanner:
     def judge(self, candidate: Candidate, epochs: int, accuracy: float) -> bool:
         """Successive halving: record the trial's accuracy at a rung and say whether it goes on."""
         candidate.rung_accuracy[epochs] = accuracy
-        record.write(candidate.trial, {"rung_accuracy": fidelity.encode(candidate.rung_accuracy)})
+        record.write(candidate.trial, {"rung_accuracy": halving.encode(candidate.rung_accuracy)})
         recorded = []
         for other in self.study.get_trials(deepcopy=False):
             if other.number != candidate.trial.number and other.user_attrs.get("macs") is not None:
-                at = fidelity.rung_accuracies(other.user_attrs.get("rung_accuracy")).get(epochs)
+                at = halving.rung_accuracies(other.user_attrs.get("rung_accuracy")).get(epochs)
                 if at is not None:
                     recorded.append((at, float(other.user_attrs["macs"])))
-        return fidelity.goes_on(recorded, (accuracy, float(candidate.cost.macs)), eta=self.template.rungs.eta)
+        return halving.goes_on(recorded, (accuracy, float(candidate.cost.macs)), eta=self.template.rungs.eta)
 
     def stop(self, candidate: Candidate, result: dict[str, Any]) -> None:
         """Record a trial that successive halving stopped at a rung (PRUNED: it never reached the full budget)."""
         try:
-            record.write(candidate.trial, {**result, "rung_accuracy": fidelity.encode(candidate.rung_accuracy)})
+            record.write(candidate.trial, {**result, "rung_accuracy": halving.encode(candidate.rung_accuracy)})
             self.study.tell(candidate.trial, state=TrialState.PRUNED)
         except optuna.exceptions.UpdateFinishedTrialError:
             pass

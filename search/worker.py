@@ -2,7 +2,6 @@
 so it runs alike in the driver's process (local executor) and on a Ray worker."""
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from typing import Any
@@ -10,11 +9,12 @@ from typing import Any
 import torch
 
 from models import build
-from search.data import Dataset, load_dataset
-from search.fidelity import encode
-from search.memory import available_bytes
-from search.train import Judge, TrainingDiverged, pick_device, train_and_evaluate
+from search.data.dataset import Dataset, place
+from search.data.kinds import load_dataset
+from search.halving import encode
+from search.training.loop import Judge, TrainingDiverged, train_and_evaluate
 from search.trial import TrialSpec
+from search.utils.devices import device_name, pick_device
 from space import presets
 
 _DATA_CACHE: dict[tuple, Dataset] = {}
@@ -31,31 +31,6 @@ def load_cached(dataset: str, *, resolution: int, split_seed: int, val_fraction:
         data = load_dataset(dataset, resolution=resolution, seed=split_seed, val_fraction=val_fraction)
         _DATA_CACHE[key] = place(data, device)
     return _DATA_CACHE[key]
-
-
-GPU_SHARE = 0.5  # of a GPU's free memory a dataset may take: the rest is the trials' (several may share it)
-
-
-def fits_on(device: torch.device, data: Dataset) -> bool:
-    """Whether the dataset goes whole onto ``device``; one that does not stays on the host and each batch
-    travels (the training and evaluation loops read host-resident batches ahead). On the CPU it is already there;
-    an accelerator other than CUDA (not a --device value today) whose free memory effnas cannot read keeps it on
-    the host."""
-    if device.type == "cpu":
-        return True
-    if device.type != "cuda":
-        return False
-    size = sum(t.numel() * t.element_size() for t in (data.train_x, data.val_x))
-    return size <= GPU_SHARE * available_bytes(device)
-
-
-def place(data: Dataset, device: torch.device) -> Dataset:
-    """The dataset as training on ``device`` reads it: whole on the device where it fits; else its samples stay on
-    the host (a streamed set stays streamed), each batch travels as stored and is normalised on the device, so
-    only the normalisation statistics go there."""
-    if fits_on(device, data):
-        return data.to(device)
-    return dataclasses.replace(data, mean=data.mean.to(device), std=data.std.to(device))
 
 
 def run_trial(spec: TrialSpec, *, judge: Judge | None = None) -> dict[str, Any]:
@@ -83,9 +58,3 @@ def run_trial(spec: TrialSpec, *, judge: Judge | None = None) -> dict[str, Any]:
         "images_per_second": result.images_per_second,
         "device": device_name(device),
     }
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda:{torch.cuda.get_device_name(device)}"
-    return "cpu"

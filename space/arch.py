@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from space.checks import within
 from space.errors import UserError
 
 BLOCK_TYPES = ("ds", "ir")
@@ -204,7 +205,7 @@ def check_dims(dims: object) -> int:
 
 
 def _check_int(name: str, value: object, *, minimum: int, maximum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+    if not within(value, minimum, maximum, integer=True):
         shown = value if not isinstance(value, int) or abs(value) < 10**12 else f"{value:.3g}"
         raise UserError(f"{name} must be an integer in [{minimum}, {maximum}], got {shown!r}")
 

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, replace
 
 from space.arch import ArchSpec, check_dims
+from space.checks import within
 from space.cost import cost
 from space.errors import UserError
 from space.rounding import round_filters, round_repeats
@@ -23,7 +24,7 @@ MAX_GRID_POINTS = 1_000_000  # (alpha, beta, gamma) points a grid search enumera
 
 
 def check_multiplier(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_MULTIPLIER:
+    if not within(value, 0, MAX_MULTIPLIER, above=True):
         raise UserError(f"{name} must be a number in (0, {MAX_MULTIPLIER:g}], got {value!r}")
 
 
@@ -64,12 +65,12 @@ class Triple:
 def check_coefficients(triple: Triple) -> None:
     for name in ("alpha", "beta", "gamma"):
         value = getattr(triple, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= MAX_COEFFICIENT:
+        if not within(value, 1, MAX_COEFFICIENT):
             raise UserError(f"{name} must be a number in [1, {MAX_COEFFICIENT:g}], got {value!r}")
 
 
 def check_phi(phi: float) -> None:
-    if isinstance(phi, bool) or not isinstance(phi, (int, float)) or not 0 <= phi <= MAX_PHI:
+    if not within(phi, 0, MAX_PHI):
         raise UserError(f"phi must be a number in [0, {MAX_PHI:g}], got {phi!r}")
 
 
@@ -101,7 +102,7 @@ def _product(value: float, factor: float, times: int) -> float:
 
 def scale_resolution(resolution: int, gamma: float, phi: float, *, multiple: int = 8) -> int:
     """resolution * gamma^phi, to the nearest multiple of ``multiple`` (never below it)."""
-    if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
+    if not within(multiple, 1, integer=True):
         raise UserError(f"resolution multiple must be a positive integer, got {multiple!r}")
     return max(multiple, int(math.floor(resolution * gamma**phi / multiple + 0.5)) * multiple)
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from space.arch import ArchSpec, StageSpec
+from space.checks import within
 from space.errors import UserError
+from space.network import blocks
 from space.references import ResNetSpec
 from space.rounding import make_divisible
 
-Network = ArchSpec | ResNetSpec  # any spec effnas can cost and build
+Network = ArchSpec | ResNetSpec  # any spec effnas can cost and build; both are a space.network.NetworkSpec
 
 
 @dataclass(frozen=True)
@@ -49,12 +51,12 @@ MAX_RESOLUTION = 8192  # far beyond any EfficientNet input (B7: 600)
 
 
 def check_resolution(resolution: int) -> None:
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or not 1 <= resolution <= MAX_RESOLUTION:
+    if not within(resolution, 1, MAX_RESOLUTION, integer=True):
         raise UserError(f"resolution must be an integer in [1, {MAX_RESOLUTION}], got {resolution!r}")
 
 
 def check_num_classes(num_classes: int) -> None:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+    if not within(num_classes, 1, integer=True):
         raise UserError(f"num_classes must be a positive integer, got {num_classes!r}")
 
 
@@ -98,14 +100,14 @@ def stage_costs(arch: Network, resolution: int, *, num_classes: int = 1000) -> l
     size = _down(resolution, 2)
     params, macs = _conv(arch.in_channels, arch.stem, 3, size, dims)
     rows = [StageCost("stem", params, macs, arch.stem, size)]
-    cin = arch.stem
+    walked = list(blocks(arch))
     for index, stage in enumerate(arch.stages):
         params = macs = 0
-        for repeat in range(stage.repeats):
-            p, m, size = _block(cin, stage, stage.stride if repeat == 0 else 1, size, dims)
-            params, macs, cin = params + p, macs + m, stage.channels
+        for block in (b for b in walked if b.stage_index == index):
+            p, m, size = _block(block.in_channels, stage, block.stride, size, dims)
+            params, macs = params + p, macs + m
         rows.append(StageCost(f"stage{index}", params, macs, stage.channels, size))
-    params, macs = _conv(cin, arch.head, 1, size, dims)
+    params, macs = _conv(arch.stages[-1].channels, arch.head, 1, size, dims)
     params += arch.head * num_classes + num_classes
     macs += arch.head * num_classes
     rows.append(StageCost("head", params, macs, num_classes, 1))
@@ -118,24 +120,24 @@ def _resnet_stage_costs(spec: ResNetSpec, resolution: int, num_classes: int) -> 
     size = _down(_down(resolution, 2), 2)
     params, macs = _conv(3, spec.stem, 7, _down(resolution, 2), 2)
     rows = [StageCost("stem", params, macs, spec.stem, size)]
-    cin = spec.stem
+    walked = list(blocks(spec))
     for index, stage in enumerate(spec.stages):
         params = macs = 0
-        for repeat in range(stage.repeats):
-            stride = stage.stride if repeat == 0 else 1
-            out = _down(size, stride)
+        for block in (b for b in walked if b.stage_index == index):
+            cin, out = block.in_channels, _down(size, block.stride)
             if stage.block == "basic":
                 convs = [(cin, stage.planes, 3, out), (stage.planes, stage.channels, 3, out)]
             else:
                 convs = [(cin, stage.planes, 1, size), (stage.planes, stage.planes, 3, out),
                          (stage.planes, stage.channels, 1, out)]
-            if stride != 1 or cin != stage.channels:
+            if block.stride != 1 or cin != stage.channels:
                 convs.append((cin, stage.channels, 1, out))  # the projection shortcut
             for a, b, kernel, at in convs:
                 p, m = _conv(a, b, kernel, at, 2)
                 params, macs = params + p, macs + m
-            size, cin = out, stage.channels
+            size = out
         rows.append(StageCost(f"stage{index}", params, macs, stage.channels, size))
+    cin = spec.head
     rows.append(StageCost("head", cin * num_classes + num_classes, cin * num_classes, num_classes, 1))
     return rows
 
@@ -151,15 +153,13 @@ def activations(arch: Network, resolution: int) -> int:
     dims = arch.dims
     size = _down(resolution, 2)
     total = 3 * arch.stem * size**dims
-    cin = arch.stem
-    for stage in arch.stages:
-        for repeat in range(stage.repeats):
-            mid = mid_channels(cin, stage)
-            if stage.block == "ir":
-                total += 3 * mid * size**dims
-            size = _down(size, stage.stride if repeat == 0 else 1)
-            total += 3 * mid * size**dims + 2 * stage.channels * size**dims
-            cin = stage.channels
+    for block in blocks(arch):
+        stage = block.stage
+        mid = mid_channels(block.in_channels, stage)
+        if stage.block == "ir":
+            total += 3 * mid * size**dims
+        size = _down(size, block.stride)
+        total += 3 * mid * size**dims + 2 * stage.channels * size**dims
     return total + 3 * arch.head * size**dims
 
 
@@ -175,15 +175,11 @@ def inference_activations(arch: Network, resolution: int, *, num_classes: int = 
     dims = arch.dims
     size = _down(resolution, 2)
     peak = arch.in_channels * resolution**dims + arch.stem * size**dims
-    cin = arch.stem
-    for stage in arch.stages:
-        for repeat in range(stage.repeats):
-            mid = mid_channels(cin, stage)
-            before = size
-            size = _down(size, stage.stride if repeat == 0 else 1)
-            peak = max(peak, cin * before**dims + mid * before**dims + mid * size**dims + stage.channels * size**dims)
-            cin = stage.channels
-    return max(peak, cin * size**dims + arch.head * size**dims)
+    for block in blocks(arch):
+        cin, mid, before = block.in_channels, mid_channels(block.in_channels, block.stage), size
+        size = _down(size, block.stride)
+        peak = max(peak, cin * before**dims + mid * before**dims + mid * size**dims + block.out_channels * size**dims)
+    return max(peak, arch.stages[-1].channels * size**dims + arch.head * size**dims)
 
 
 def cost(arch: Network, resolution: int, *, num_classes: int = 1000) -> Cost:

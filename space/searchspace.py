@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from space.arch import MAX_EXPANSION, MAX_KERNEL, MAX_REPEATS, ArchSpec, StageSpec
+from space.checks import is_number, within
 from space.errors import UserError
 from space.rounding import round_filters
 
@@ -37,27 +38,26 @@ class StageChoices:
             values = getattr(self, name)
             if not values:
                 raise UserError(f"search space: {name} needs at least one choice")
-            odd = next((v for v in values if isinstance(v, bool) or not isinstance(v, (int, float))), None)
+            odd = next((v for v in values if not is_number(v)), None)
             if odd is not None:
                 raise UserError(f"search space: {name} choices must be numbers, got {odd!r}")
             if len(set(values)) != len(values):
                 raise UserError(f"search space: {name} choices repeat: {list(values)}")
         for k in self.kernel:
-            if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_KERNEL or k % 2 == 0:
+            if not within(k, 1, MAX_KERNEL, integer=True) or k % 2 == 0:
                 raise UserError(f"search space: kernel choices must be odd integers in [1, {MAX_KERNEL}], got {k!r}")
         for e in self.expansion:
-            if isinstance(e, bool) or not isinstance(e, (int, float)) or not 1 <= e <= MAX_EXPANSION:
+            if not within(e, 1, MAX_EXPANSION):
                 raise UserError(f"search space: expansion choices must be numbers in [1, {MAX_EXPANSION:g}], "
                                 f"got {e!r}")
         for s in self.se:
-            if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 <= s <= 1:
+            if not within(s, 0, 1):
                 raise UserError(f"search space: se choices must be in [0, 1], got {s!r}")
         for w in self.width:
-            if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= MAX_WIDTH_RATIO:
+            if not within(w, 0, MAX_WIDTH_RATIO, above=True):
                 raise UserError(f"search space: width choices must be numbers in (0, {MAX_WIDTH_RATIO:g}], got {w!r}")
         low, high = self.repeats
-        if any(isinstance(v, bool) or not isinstance(v, int) for v in (low, high)) or \
-                not 1 <= low <= high <= MAX_REPEATS:
+        if not (within(low, 1, MAX_REPEATS, integer=True) and within(high, low, MAX_REPEATS, integer=True)):
             raise UserError(f"search space: repeats bounds must be integers with 1 <= low <= high <= {MAX_REPEATS}, "
                             f"got {[low, high]}")
         for name in ("expansion", "se", "width"):  # numbers as floats: 3 and 3.0 are one choice

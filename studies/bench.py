@@ -11,10 +11,11 @@ from typing import Any
 import torch
 
 from models import build
-from search.bench import DTYPES, check_counts, measure_latency, pick_dtype
-from search.checkpoint import CONFIG, STATE, load_trained
-from search.memory import available_bytes, gib
-from search.train import pick_device
+from search.training.checkpoint import CONFIG, STATE
+from search.training.inference import load_trained
+from search.training.latency import DTYPES, check_counts, measure_latency, pick_dtype
+from search.utils.devices import pick_device
+from search.utils.memory import available_bytes, gib
 from space import presets
 from space.cost import Network, cost, inference_activations
 from space.errors import UserError
@@ -60,8 +61,8 @@ def benchmark_memory(spec: Network, *, resolution: int, batch: int, num_classes:
     """Bytes a benchmark holds, from the analytic cost: the weights, and per image its input and the activations
     alive at once in eval mode (:func:`space.cost.inference_activations`), doubled for the allocator's and the
     convolutions' workspaces."""
-    dims = getattr(spec, "dims", 2)
-    sample = getattr(spec, "in_channels", 3) * resolution**dims + inference_activations(spec, resolution,
+    dims = spec.dims
+    sample = spec.in_channels * resolution**dims + inference_activations(spec, resolution,
                                                                                          num_classes=num_classes)
     return itemsize * (cost(spec, resolution, num_classes=num_classes).params + 2 * batch * sample)
 

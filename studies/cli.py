@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from search import signals
+from search.utils import signals
 from space.errors import SearchError, Terminated, UserError
 
 
@@ -264,7 +264,7 @@ def add_train(commands) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from search.distributed import launch, launched
+    from search.training.distributed import launch, launched
     from studies.train import plan_train, train
 
     plan = plan_train(config_from_args(args), arch=args.arch, from_study=args.from_study, trial=args.trial,

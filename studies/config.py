@@ -22,8 +22,8 @@ from typing import Any
 
 import tomllib
 
-from search.files import read_bounded
-from search.settings import TrainSettings, declared, setting
+from search.settings import RunSettings, TrainSettings, declared, setting
+from search.utils.files import read_bounded
 from space.arch import MAX_CHANNELS
 from space.compound import MAX_COEFFICIENT, MAX_PHI
 from space.cost import MAX_RESOLUTION
@@ -34,7 +34,6 @@ MAX_TRIALS = 100_000  # a bound on work that would never end (a study of 1e12 tr
 DEFAULT_STORAGE = "sqlite:///runs/effnas.db"
 STUDIES = ("search", "scale", "family", "confirm")
 TRAINING_COMMANDS = (*STUDIES, "train")
-TRAIN = ("train",)
 SEARCH = ("search",)
 SCALE = ("scale",)
 FAMILY = ("family",)
@@ -85,29 +84,6 @@ class ScaleSettings:
     in_channels: int | None = setting(None, "input channels the costs are counted for (default: the dataset's when "
                                             "it is trained on or given, else the baseline's)", low=1,
                                       at_most=MAX_CHANNELS, optional=True, commands=SCALING)
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """A full training run (``effnas train``), besides the training settings: what a NAS trial never does."""
-
-    ema_decay: float | None = setting(None, "keep an exponential moving average of the weights with this decay per "
-                                            "step (e.g. 0.999); validation, predict and export then use it",
-                                      positive=True, high=1, optional=True, commands=TRAIN)
-    augment: str = setting("crop-flip", "augmentation of the training images, on their device (volumes: none, "
-                                        "their default)",
-                           choices=("crop-flip", "crop", "flip", "none"), commands=TRAIN)
-    crop_scale: float = setting(0.25, "smallest area share of a random-resized crop", positive=True, high=1,
-                                commands=TRAIN)
-    micro_batches: int = setting(1, "split each step's batch into this many micro-batches (gradient accumulation)",
-                                 low=1, commands=TRAIN)
-    devices: int = setting(1, "processes, one per device (GPUs, or CPU processes with gloo), started by torch's "
-                              "launcher; under torchrun its world size", low=1, commands=TRAIN)
-    test: str | None = setting(None, "held-out data evaluated once at the end, never used for a choice: "
-                                     "folder:PATH or cifar10:PATH (its test_batch)", optional=True, commands=TRAIN)
-    name: str | None = setting(None, "the run's folder under --out (default: named after the network)",
-                               optional=True, pattern=r"[A-Za-z0-9][A-Za-z0-9._-]*", commands=TRAIN)
-    out: str = setting("runs/train", "where training runs live", pattern=r".+", commands=TRAIN)
 
 
 @dataclass(frozen=True)

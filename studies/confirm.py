@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 import optuna
 
-from search import fidelity, record, selection
+from search import halving, record, selection
 from search.confirmation import ConfirmResult, Entry, confirm_result
 from search.settings import TrainSettings
 from search.trial import Proposal
@@ -53,7 +53,7 @@ def entries_of(nas: optuna.Study, config: StudyConfig) -> list[Entry]:
         if r.arch not in seen:  # a repeated architecture is one entry, its first measurement
             seen.add(r.arch)
             done.append(r)
-    order = fidelity.nondominated_order([(r.accuracy, float(r.macs)) for r in done])
+    order = halving.nondominated_order([(r.accuracy, float(r.macs)) for r in done])
     chosen = selection.choose_baseline(done, target_macs=nas.user_attrs["target_macs"])
     picked = [done[i] for i in order[:config.top]]
     if chosen is not None and chosen.number not in {r.number for r in picked}:

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 
 from models import timm_compat
-from search import checkpoint
-from search.checkpoint import Trained, load_trained
-from search.files import check_writable, temporary_beside, write_atomic
+from search.training import checkpoint
+from search.training.inference import Trained, load_trained
+from search.utils.files import check_writable, temporary_beside, write_atomic
 from space import presets
 from space.errors import SearchError, UserError
 from studies.config import EXPORT_FORMATS

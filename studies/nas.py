@@ -11,12 +11,12 @@ from typing import Any, TextIO
 import optuna
 
 from search import record, samplers, selection
-from search.data import dataset_channels, dataset_classes
-from search.fidelity import Rungs
-from search.memory import device_memory
+from search.data.kinds import dataset_channels, dataset_classes
+from search.halving import Rungs
 from search.record import TrialRecord
 from search.settings import TrainSettings, as_recorded_now
 from search.trial import Budget, LatencyOf, TrialPlanner, TrialTemplate, space_proposer
+from search.utils.memory import device_memory
 from space import presets
 from space.cost import cost
 from space.errors import UserError
@@ -124,7 +124,7 @@ def objectives(config: StudyConfig, strategy: samplers.Strategy) -> tuple[tuple[
             import torch
 
             from models import build
-            from search.bench import measure_latency
+            from search.training.latency import measure_latency
 
             with torch.random.fork_rng(devices=[]):  # building must not move the trials' random streams
                 model = build(arch, num_classes=num_classes, dropout=0.0, drop_path=0.0)

@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from search.checkpoint import load_trained
-from search.data import read_image
+from search.data.images import read_image
+from search.training.inference import load_trained
 from space.errors import UserError
 
 

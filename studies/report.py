@@ -8,8 +8,8 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from search.checkpoint import run_folders
-from search.files import check_writable, write_atomic
+from search.training.checkpoint import run_folders
+from search.utils.files import check_writable, write_atomic
 from space.errors import UserError
 from studies.storage import mask_url, open_storage
 

@@ -12,10 +12,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search import lifecycle, record, selection
-from search.data import check_spec, dims_of
+from search.data.kinds import check_spec, dims_of
 from search.executors import make_executor
-from search.memory import device_memory
 from search.trial import Budget, Candidate, Proposal, TrialPlanner, TrialTemplate
+from search.utils.memory import device_memory
 from space.arch import ArchSpec
 from space.cost import cost
 from space.errors import Terminated, UserError
@@ -68,7 +68,7 @@ def preflight(config: StudyConfig) -> DataInfo:
 def driver_device(config: StudyConfig):
     import torch
 
-    from search.train import pick_device
+    from search.utils.devices import pick_device
 
     if config.executor == "ray":
         return torch.device("cpu")  # the driver only counts classes; workers load their own copy

@@ -20,7 +20,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search import record, selection
-from search.data import dataset_channels, dataset_classes
+from search.data.kinds import dataset_channels, dataset_classes
 from search.selection import TripleScore
 from search.trial import Proposal
 from space import presets

@@ -5,6 +5,7 @@ from dataclasses import replace
 
 from space import presets
 from space.arch import check_dims
+from space.checks import within
 from space.compound import check_multiplier, scale
 from space.cost import stage_costs
 from space.errors import UserError
@@ -36,7 +37,7 @@ def describe(text: str, *, width: float | None = None, depth: float | None = Non
     if dims is not None:
         arch = replace(arch, dims=check_dims(dims))
     if in_channels is not None:
-        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+        if not within(in_channels, 1, integer=True):
             raise UserError(f"in_channels must be a positive integer, got {in_channels!r}")
         arch = replace(arch, in_channels=in_channels)
     rows = stage_costs(arch, resolution, num_classes=num_classes)

@@ -7,8 +7,8 @@ from typing import Any
 
 import optuna
 
-from search.files import check_writable
 from search.lifecycle import GRACE_PERIOD, HEARTBEAT_INTERVAL, requeue
+from search.utils.files import check_writable
 from space.errors import UserError
 
 SQLITE_MAGIC = b"SQLite format 3\x00"

@@ -16,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from search import lifecycle, signals
+from search import lifecycle
 from search.executors.base import FailureStreak, OnTrial
 from search.lifecycle import Heartbeat
 from search.trial import TrialPlanner
+from search.utils import devices, signals
 from search.worker import run_trial
 from space.errors import SearchError, UserError
 
@@ -42,9 +43,7 @@ class LocalExecutor:
 
     def check(self) -> None:
         if self.workers > 1 and self.devices and any(d.startswith("cuda") for d in self.devices):
-            import torch
-
-            count = torch.cuda.device_count()
+            count = devices.cuda_count()
             for device in self.devices:
                 index = int(device.partition(":")[2] or 0) if device.startswith("cuda") else -1
                 if device.startswith("cuda") and index >= count:
@@ -58,9 +57,7 @@ class LocalExecutor:
             self._pool(planner, on_trial=on_trial, replicate=replicate)
         else:
             if self.threads_per_worker:
-                import torch
-
-                torch.set_num_threads(self.threads_per_worker)
+                devices.set_threads(self.threads_per_worker)
             self.loop(planner, on_trial=on_trial)
 
     def loop(self, planner: TrialPlanner, *, on_trial: OnTrial) -> None:
@@ -78,7 +75,7 @@ class LocalExecutor:
                     judge = (lambda epochs, accuracy, c=candidate: planner.judge(c, epochs, accuracy))
                     result = run_trial(candidate.spec, judge=judge if candidate.spec.judge_at else None)
             except Exception as exc:  # the trial fails, the study goes on
-                _release_cuda_memory()
+                devices.release_cuda_memory()
                 planner.fail(candidate, exc)
                 on_trial(candidate, "fail")
                 if failures.failed(f"{type(exc).__name__}: {exc}"):
@@ -91,9 +88,9 @@ class LocalExecutor:
     def _pool(self, planner: TrialPlanner, *, on_trial: OnTrial, replicate: PlannerFactory) -> None:
         """Start the workers, show their progress, requeue what a dead one held, and stop them on Ctrl-C."""
         context = multiprocessing.get_context("spawn")
-        devices = self.devices or ("",)
+        turns = self.devices or ("",)
         processes = [context.Process(target=_worker_main, name=f"effnas-worker-{i}", daemon=False,
-                                     args=(replicate, devices[i % len(devices)], self.threads(), self.max_failures))
+                                     args=(replicate, turns[i % len(turns)], self.threads(), self.max_failures))
                      for i in range(self.workers)]
         for process in processes:
             process.start()
@@ -130,9 +127,7 @@ def _worker_main(replicate: PlannerFactory, device: str, threads: int, max_failu
         sys.exit(143)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and tells each worker
     signals.install(sigint=False)
-    import torch
-
-    torch.set_num_threads(threads)
+    devices.set_threads(threads)
     planner = None
     try:
         planner = replicate(device)
@@ -149,8 +144,3 @@ def _worker_main(replicate: PlannerFactory, device: str, threads: int, max_failu
         sys.exit(1)
 
 
-def _release_cuda_memory() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()

@@ -34,14 +34,15 @@ def train_on_worker(config: dict[str, Any]) -> None:
     Under successive halving it reports its accuracy at each rung; the driver's RungScheduler judges it there
     and stops it through Tune when it should not go on.
     """
-    import torch
     from ray import tune
+
+    from search.utils import devices
 
     def report_rung(epochs: int, accuracy: float) -> bool:
         tune.report(dict(zip(RUNG_KEYS, (epochs, accuracy))))
         return True  # were it not to go on, Tune would not have returned from report
 
-    torch.set_num_threads(max(1, int(config["cpus"])))
+    devices.set_threads(max(1, int(config["cpus"])))
     spec = TrialSpec.from_dict(config["spec"])
     try:
         result = run_trial(spec, judge=report_rung if spec.judge_at else None)

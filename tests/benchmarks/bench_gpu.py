@@ -28,7 +28,8 @@ def compile_payoff(resolution: int = 32, batch: int = 32, images: int = 1437) ->
     the compile time, and after how many epochs compiling pays for itself."""
     from models import build
     from search.settings import TrainSettings
-    from search.train import GraphedStep, WarmupCosine, make_optimizer, train_epoch
+    from search.training.loop import GraphedStep, train_epoch
+    from search.training.optim import WarmupCosine, make_optimizer
     from space import presets
     from tests.benchmarks.bench_train import synthetic
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import optuna
 
-from search import fidelity, record, selection
+from search import halving, record, selection
 from search.settings import TrainSettings
 from search.trial import TrialSpec
 from search.worker import run_trial
@@ -98,7 +98,7 @@ def run_study(url: str, name: str, seed: int, workers: int) -> dict:
             trials += max(1, int((BUDGET - spent) // (max(spent, 1) / trials)) - 1)
     trials, spent = within_budget(url, name)
     done = selection.measured(record.read_all(trials), merge=True)
-    order = fidelity.nondominated_order([(r.accuracy, float(r.macs)) for r in done])
+    order = halving.nondominated_order([(r.accuracy, float(r.macs)) for r in done])
     return {"epochs": spent, "trials": len(done), "top": [(done[i].arch, int(done[i].macs)) for i in order[:TOP]]}
 
 

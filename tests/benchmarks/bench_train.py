@@ -14,10 +14,11 @@ import time
 import torch
 
 from models import build
-from search.bench import measure_latency
-from search.data import Dataset
+from search.data.dataset import Dataset
 from search.settings import TrainSettings
-from search.train import WarmupCosine, make_optimizer, train_epoch
+from search.training.latency import measure_latency
+from search.training.loop import train_epoch
+from search.training.optim import WarmupCosine, make_optimizer
 from space import presets
 
 SIZES = {"cpu": {32: (64, 8), 224: (16, 3)}, "cuda": {32: (256, 40), 224: (128, 30)}}  # px: (batch, timed steps)

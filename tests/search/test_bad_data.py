@@ -16,8 +16,8 @@ import pytest
 import torch
 from PIL import Image
 
-from search import data, imagecache
-from search.volumes import read_volume
+from search.data import cifar10, imagecache, kinds
+from search.data.volumes import read_volume
 from space.errors import UserError
 from tests.clirun import ROOT, assert_user_error
 from tests.studies.test_bad_input import FAST, run, snapshot
@@ -49,8 +49,9 @@ def no_decoding(*args, **kwargs):
 # decoding processes (one image a chunk), and is repeated: with the inherited handler 5 runs in 6 failed.
 LOADS = textwrap.dedent("""
     import os, sys
-    from search import imagecache, signals
-    from search.data import load_dataset
+    from search.data import imagecache
+    from search.utils import signals
+    from search.data.kinds import load_dataset
 
     imagecache.CHUNK = 1
     os.cpu_count = lambda: 8
@@ -118,12 +119,12 @@ BREAKS = [truncate_images, lambda e: (e / "images.npy").unlink(), garbage_labels
                                                 "other labels", "other shape", "no done", "no labels"])
 def test_a_broken_entry_is_decoded_again(tmp_path, cache, damage):
     root = make_folder(tmp_path / "imgs", per_class=4)
-    first = data.load_dataset(f"folder:{root}", resolution=8)
+    first = kinds.load_dataset(f"folder:{root}", resolution=8)
     images, labels = first.train_x[0:len(first.train_x)].clone(), first.train_y.clone()
     del first  # its memory map reads the entry that is damaged next
     [entry] = cache.iterdir()
     damage(entry)
-    again = data.load_dataset(f"folder:{root}", resolution=8)
+    again = kinds.load_dataset(f"folder:{root}", resolution=8)
     assert torch.equal(again.train_x[0:len(again.train_x)], images) and torch.equal(again.train_y, labels)
     assert [p.name for p in cache.iterdir()] == [entry.name]  # rebuilt in its place, no scratch left
     assert sorted(p.name for p in entry.iterdir()) == ["done", "images.npy", "labels.npy", "meta.json"]
@@ -133,7 +134,7 @@ def test_an_entry_broken_again_and_again_is_an_error(tmp_path, cache, monkeypatc
     root = make_folder(tmp_path / "imgs", per_class=4)
     monkeypatch.setattr(imagecache, "open_entry", lambda *args: None)
     with pytest.raises(UserError, match="broken again"):
-        data.load_dataset(f"folder:{root}", resolution=8)
+        kinds.load_dataset(f"folder:{root}", resolution=8)
 
 
 # 3. The split is checked from the file count, before anything is decoded, read or cached.
@@ -142,7 +143,7 @@ def test_a_split_with_nothing_to_train_on_fails_before_the_cache(tmp_path, cache
     monkeypatch.setattr(imagecache, "build_entry", no_decoding)
     monkeypatch.setattr(imagecache, "decode_image", no_decoding)
     with pytest.raises(UserError, match="leaves 0 to train on"):
-        data.load_dataset(f"folder:{root}", resolution=8, val_fraction=0.9999)
+        kinds.load_dataset(f"folder:{root}", resolution=8, val_fraction=0.9999)
     assert not cache.exists()
 
 
@@ -161,7 +162,7 @@ def test_a_training_split_of_one_image_is_refused(tmp_path, cache, monkeypatch):
     root = make_folder(tmp_path / "imgs", per_class=1)
     monkeypatch.setattr(imagecache, "decode_image", no_decoding)
     with pytest.raises(UserError, match="leaves 1 to train on; training needs at least 2"):
-        data.load_dataset(f"folder:{root}", resolution=8)
+        kinds.load_dataset(f"folder:{root}", resolution=8)
     assert not cache.exists()
 
 
@@ -169,14 +170,14 @@ def test_a_training_split_of_one_volume_is_refused(tmp_path, monkeypatch):
     for name in ("a", "b"):
         (tmp_path / "v" / name).mkdir(parents=True)
         np.save(tmp_path / "v" / name / "0.npy", np.ones((4, 4, 4), dtype=np.float32))
-    monkeypatch.setattr(data, "load_volumes", no_decoding)
+    monkeypatch.setattr("search.data.volumes.load_volumes", no_decoding)
     with pytest.raises(UserError, match="training needs at least 2"):
-        data.load_dataset(f"volumes:{tmp_path / 'v'}", resolution=8)
+        kinds.load_dataset(f"volumes:{tmp_path / 'v'}", resolution=8)
 
 
 def test_the_smallest_split_that_trains_loads(tmp_path):
     root = make_folder(tmp_path / "imgs", per_class=2)  # 4 images: 1 to validate, 3 to train
-    loaded = data.load_dataset(f"folder:{root}", resolution=8)
+    loaded = kinds.load_dataset(f"folder:{root}", resolution=8)
     assert loaded.split["train"] == 3 and loaded.split["validation"] == 1
 
 
@@ -218,12 +219,12 @@ def write_batch(folder, labels, *, images=5):
 def test_cifar10_labels_are_one_int_class_per_image(tmp_path, labels, message):
     write_batch(tmp_path, labels)
     with pytest.raises(UserError, match=f"unreadable CIFAR-10 batch .*{message}"):
-        data.load_dataset(f"cifar10:{tmp_path}", resolution=8)
+        kinds.load_dataset(f"cifar10:{tmp_path}", resolution=8)
 
 
 def test_cifar10_labels_may_be_an_array(tmp_path):
     write_batch(tmp_path, np.array([0, 1, 2, 3, 9], dtype=np.int32))
-    images, labels = data._cifar10(tmp_path)
+    images, labels = cifar10.read_batches(tmp_path)
     assert labels.tolist() == [0, 1, 2, 3, 9] and len(images) == 5
 
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from models import build
-from search import checkpoint
 from search.settings import TrainSettings
-from search.train import make_optimizer
+from search.training import checkpoint
+from search.training.optim import make_optimizer
 from space.arch import ArchSpec
 from space.errors import UserError
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from search.data import load_dataset
+from search.data.kinds import load_dataset
 from space.errors import UserError
 
 
@@ -85,20 +85,20 @@ def test_digits_are_scikit_learns_read_without_importing_it():
 
     from sklearn.datasets import load_digits
 
-    from search.data import _digits
+    from search.data.digits import read_digits
 
-    images, labels = _digits()
+    images, labels = read_digits()
     bunch = load_digits()
     expected = torch.from_numpy(bunch.images).float().mul(255.0 / 16.0).round().to(torch.uint8)
     assert torch.equal(images, expected.unsqueeze(1).expand(-1, 3, -1, -1))
     assert torch.equal(labels, torch.from_numpy(bunch.target).long())
-    probe = "import sys; from search.data import _digits; _digits(); print('sklearn' in sys.modules)"
+    probe = "import sys; from search.data.digits import read_digits; read_digits(); print('sklearn' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_rows_permuted_in_place_equal_the_permuted_copy(seed):
-    from search.data import permute_rows
+    from search.data.dataset import permute_rows
 
     generator = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 256, (97, 3, 2, 2), dtype=torch.uint8, generator=generator)
@@ -115,12 +115,12 @@ def test_rows_permuted_in_place_equal_the_permuted_copy(seed):
 
 
 def test_a_split_in_place_equals_the_copied_split():
-    from search.data import _split
+    from search.data.dataset import split
 
     images = torch.randint(0, 256, (200, 3, 4, 4), dtype=torch.uint8)
     labels = torch.randint(0, 10, (200,))
-    copied = _split("t", images.clone(), labels, seed=3, val_fraction=0.2, classes=())
-    in_place = _split("t", images, labels, seed=3, val_fraction=0.2, classes=(), owned=True)
+    copied = split("t", images.clone(), labels, seed=3, val_fraction=0.2, classes=())
+    in_place = split("t", images, labels, seed=3, val_fraction=0.2, classes=(), owned=True)
     for side in ("train_x", "train_y", "val_x", "val_y", "mean", "std"):
         assert torch.equal(getattr(copied, side), getattr(in_place, side)), side
     assert in_place.train_x.untyped_storage().data_ptr() == images.untyped_storage().data_ptr()  # no copy made

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from models import build
-from search.data import load_dataset
+from search.data.kinds import load_dataset
 from search.settings import TrainSettings
-from search.train import pick_device, train_and_evaluate
+from search.training.loop import train_and_evaluate
+from search.utils.devices import pick_device
 from space.arch import ArchSpec
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from models import build
-from search import data, imagecache
+from search.data import dataset, imagecache, kinds
 from search.settings import TrainSettings
-from search.train import train_and_evaluate
+from search.training.loop import train_and_evaluate
 from space import presets
 from space.errors import UserError
 from tests.clirun import effnas
@@ -40,11 +40,11 @@ def test_the_cache_gives_the_in_memory_dataset_and_decodes_once(folder, tmp_path
     cache = tmp_path / "cache"
     monkeypatch.setenv("EFFNAS_CACHE", str(cache))
     monkeypatch.setenv("EFFNAS_CACHE_MIN_IMAGES", "1000000")
-    resident = data.load_dataset(f"folder:{folder}", resolution=16, seed=3)
+    resident = kinds.load_dataset(f"folder:{folder}", resolution=16, seed=3)
     assert not cache.exists()
     monkeypatch.setenv("EFFNAS_CACHE_MIN_IMAGES", "1")
-    cached = data.load_dataset(f"folder:{folder}", resolution=16, seed=3)
-    assert isinstance(cached.train_x, data.Rows) and isinstance(cached.val_x, data.Rows)  # streamed, not copied
+    cached = kinds.load_dataset(f"folder:{folder}", resolution=16, seed=3)
+    assert isinstance(cached.train_x, dataset.Rows) and isinstance(cached.val_x, dataset.Rows)  # streamed, not copied
     for name in ("train_x", "train_y", "val_x", "val_y", "mean", "std"):
         value = getattr(cached, name)
         assert torch.equal(getattr(resident, name), value[0:len(value)]), name
@@ -66,14 +66,14 @@ def test_the_cache_gives_the_in_memory_dataset_and_decodes_once(folder, tmp_path
         raise AssertionError("decoded again")
 
     monkeypatch.setattr(imagecache, "build_entry", no_decoding)
-    again = data.load_dataset(f"folder:{folder}", resolution=16, seed=3)
+    again = kinds.load_dataset(f"folder:{folder}", resolution=16, seed=3)
     assert torch.equal(again.train_x[0:len(again.train_x)], cached.train_x[0:len(cached.train_x)])
     monkeypatch.undo()
     monkeypatch.setenv("EFFNAS_CACHE", str(cache))
     monkeypatch.setenv("EFFNAS_CACHE_MIN_IMAGES", "1")
-    data.load_dataset(f"folder:{folder}", resolution=8, seed=3)  # another resolution: another entry
+    kinds.load_dataset(f"folder:{folder}", resolution=8, seed=3)  # another resolution: another entry
     (folder / "dog" / "0.png").write_bytes((folder / "dog" / "1.png").read_bytes())  # a changed file: another
-    data.load_dataset(f"folder:{folder}", resolution=16, seed=3)
+    kinds.load_dataset(f"folder:{folder}", resolution=16, seed=3)
     assert len(entries(cache)) == 3 and not [e for e in entries(cache) if e.startswith(".")]
 
 
@@ -83,16 +83,16 @@ def test_an_unreadable_image_leaves_no_entry(folder, tmp_path, monkeypatch):
     monkeypatch.setenv("EFFNAS_CACHE_MIN_IMAGES", "1")
     (folder / "cat" / "7.png").write_bytes(b"\x89PNG garbage")
     with pytest.raises(UserError, match="unreadable image"):
-        data.load_dataset(f"folder:{folder}", resolution=16)
+        kinds.load_dataset(f"folder:{folder}", resolution=16)
     assert entries(cache) == []
 
 
 def test_large_sets_get_the_same_statistics_chunk_by_chunk(monkeypatch):
     x = torch.randint(0, 256, (300, 3, 9, 7), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    one_pass = data._channel_stats(x, 255.0)
-    monkeypatch.setattr(data, "STATS_IN_ONE_PASS", 0)
-    monkeypatch.setattr(data, "STATS_CHUNK", 5000)
-    chunked = data._channel_stats(x, 255.0)
+    one_pass = dataset.channel_stats(x, 255.0)
+    monkeypatch.setattr(dataset, "STATS_IN_ONE_PASS", 0)
+    monkeypatch.setattr(dataset, "STATS_CHUNK", 5000)
+    chunked = dataset.channel_stats(x, 255.0)
     for a, b in zip(one_pass, chunked):
         assert a.shape == b.shape and torch.allclose(a, b, atol=1e-6)
 
@@ -115,9 +115,9 @@ def test_a_cached_folder_study_end_to_end(folder, tmp_path):
 def test_a_cached_held_out_set_equals_the_decoded_one(folder, tmp_path, monkeypatch):
     monkeypatch.setenv("EFFNAS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("EFFNAS_CACHE_MIN_IMAGES", "1000000")
-    decoded = data.load_test(f"folder:{folder}", resolution=16, classes=("cat", "dog"))
+    decoded = kinds.load_test(f"folder:{folder}", resolution=16, classes=("cat", "dog"))
     monkeypatch.setenv("EFFNAS_CACHE_MIN_IMAGES", "1")
-    cached = data.load_test(f"folder:{folder}", resolution=16, classes=("cat", "dog"))
+    cached = kinds.load_test(f"folder:{folder}", resolution=16, classes=("cat", "dog"))
     assert all(torch.equal(a, b) for a, b in zip(decoded, cached))
 
 

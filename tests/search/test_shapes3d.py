@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from models import build
-from search import shapes3d
-from search.data import load_dataset
+from search.data import shapes3d
+from search.data.kinds import load_dataset
 from search.settings import TrainSettings
-from search.train import train_and_evaluate
+from search.training.loop import train_and_evaluate
 from space.arch import ArchSpec
 
 TINY_3D = ArchSpec.parse("3d in_c1 stem_c8 ds_r1_k3_s1_c8_se0.25 ir_r2_k3_s2_e3_c16 head_c32")

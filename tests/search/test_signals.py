@@ -12,7 +12,7 @@ import optuna
 import pytest
 from sqlalchemy import event
 
-from search import signals
+from search.utils import signals
 from space.errors import Terminated
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import torch
 
 from models import build
-from search.data import load_dataset
+from search.data.kinds import load_dataset
 from search.settings import TrainSettings
-from search.train import train_and_evaluate
+from search.training.loop import train_and_evaluate
 from space.arch import ArchSpec
 
 TINY = ArchSpec.parse("stem_c8 ds_r1_k3_s1_c8_se0.25 ir_r2_k3_s2_e3_c16 head_c32")
@@ -26,7 +26,7 @@ def test_same_seed_same_accuracy_and_it_learns():
 
 
 def test_lr_schedule_warms_up_and_decays():
-    from search.train import lr_factor
+    from search.training.optim import lr_factor
 
     factors = [lr_factor(s, 100, 10) for s in range(100)]
     assert factors[0] == 0.1 and factors[9] == 1.0

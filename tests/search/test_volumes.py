@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from search import volumes
-from search.data import check_kind, dims_of, load_dataset
-from search.memory import check_fits
-from search.volumes import check_size, resize_volumes
+from search.data import volumes
+from search.data.kinds import check_kind, dims_of, load_dataset
+from search.data.volumes import check_size, resize_volumes
+from search.utils.memory import check_fits
 from space.errors import UserError
 
 nibabel = pytest.importorskip("nibabel")
@@ -162,7 +162,7 @@ def test_kinds_know_their_dimensionality():
 
 
 def test_classes_and_channels_are_known_without_loading_the_dataset(tmp_path):
-    from search.data import dataset_channels, dataset_classes
+    from search.data.kinds import dataset_channels, dataset_classes
 
     root = make_volumes(tmp_path / "v", classes=("a", "b", "c"))
     assert (dataset_classes(f"volumes:{root}"), dataset_channels(f"volumes:{root}")) == (3, 1)

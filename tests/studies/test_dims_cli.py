@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from search.data import dims_of
+from search.data.kinds import dims_of
 from space import presets
 from space.arch import ArchSpec
 from space.errors import UserError

@@ -16,7 +16,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from search.train import TrainingDiverged
+from search.training.loop import TrainingDiverged
 from space.errors import UserError
 from studies.config import load_config
 from tests.clirun import ROOT, assert_user_error, effnas, kill_when

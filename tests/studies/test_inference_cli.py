@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from search.checkpoint import load_trained
+from search.training.inference import load_trained
 from studies.cli import main
 from studies.export import export
 from tests.conftest import TINY

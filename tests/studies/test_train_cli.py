@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from search import checkpoint
+from search.training import checkpoint
 from studies.cli import main
 from tests.clirun import ROOT, effnas
 from tests.conftest import ONE_THREAD, RUN, TINY
@@ -112,7 +112,7 @@ def test_two_gloo_processes_train_the_weights_of_one_process(tmp_path):
         if a[key].is_floating_point() and "running" not in key and not key.endswith("project.1.bias"):
             assert (a[key] - b[key]).abs().max() <= 1e-5, key
     from models import build
-    from search.data import load_dataset
+    from search.data.kinds import load_dataset
     from space import presets
 
     data = load_dataset("digits", resolution=16, seed=0)

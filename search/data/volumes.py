@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from search.folders import check_classes, class_files
-from search.memory import available_bytes, check_fits, gib
+from search.data.folders import check_classes, class_files
+from search.utils.memory import available_bytes, check_fits, gib
 from space.errors import UserError
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from search.settings import MAX_EPOCHS
+from space.checks import within
 from space.errors import UserError
 
 
@@ -26,7 +27,7 @@ class Rungs:
 
     def __post_init__(self) -> None:
         e = self.epochs
-        if not e or any(isinstance(x, bool) or not isinstance(x, int) or not 1 <= x <= MAX_EPOCHS for x in e):
+        if not e or any(not within(x, 1, MAX_EPOCHS, integer=True) for x in e):
             raise UserError(f"rungs must be epoch counts from 1 to {MAX_EPOCHS:,}, got {list(e)}")
         if len(e) < 2:
             raise UserError(f"successive halving needs two rungs or more (e.g. 1,3), got {list(e)}; for one "

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from search.files import made_plainly, pid_alive
+from search.utils.files import made_plainly
+from search.utils.processes import pid_alive
 from space.errors import UserError
 
 FORMAT = 1  # bump when the entry's layout changes

@@ -1,8 +1,8 @@
 """Measured latency of a network: eval mode, a fixed input shape, warm-up runs, then timed runs each
 synchronised with the device (torch.utils.benchmark's conventions: report the median, the thread count, the
 device and the precision; CUDA work is timed only after ``torch.cuda.synchronize``). The input takes the layout a
-batch trains in (:func:`search.train.memory_layout`: channels_last for images, channels_last_3d or contiguous for
-volumes) and the network's own input channels and dimensionality."""
+batch trains in (:func:`search.utils.devices.memory_layout`: channels_last for images, channels_last_3d or
+contiguous for volumes) and the network's own input channels and dimensionality."""
 from __future__ import annotations
 
 import math
@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from search.train import memory_layout
+from search.utils.devices import device_name, memory_layout
 from space.errors import UserError
 
 MIN_WARMUP, MIN_RUNS = 10, 50
@@ -41,10 +41,6 @@ class Latency:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def device_label(device: torch.device) -> str:
-    return f"cuda:{torch.cuda.get_device_name(device)}" if device.type == "cuda" else "cpu"
 
 
 def check_counts(*, warmup: int, runs: int, batch: int) -> None:
@@ -103,6 +99,6 @@ def measure_latency(model: nn.Module, *, resolution: int, device: torch.device, 
     median = statistics.median(times)
     p90 = times[max(0, math.ceil(0.9 * len(times)) - 1)]
     return Latency(median_ms=median * 1e3, p90_ms=p90 * 1e3, images_per_second=batch / median, batch=batch,
-                   resolution=resolution, device=device_label(device), dtype=dtype,
+                   resolution=resolution, device=device_name(device), dtype=dtype,
                    memory_format=LAYOUT_NAMES[layout], threads=torch.get_num_threads(),
                    torch=torch.__version__, warmup=warmup, runs=runs)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from space.errors import UserError
 
-KINDS = ("crop-flip", "crop", "flip", "none")
+if TYPE_CHECKING:
+    import torch
+
+KINDS = ("crop-flip", "crop", "flip", "none")  # the registry: crop and flip are the two parts
+# (torch is imported when an augmentation runs: the command line reads KINDS for free)
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,8 @@ class CropFlip:
 
     def params(self, count: int, generator: torch.Generator) -> torch.Tensor:
         """One 2x3 affine matrix per image, mapping output coordinates to input ones (in [-1, 1])."""
+        import torch
+
         u = torch.rand((count, 5), generator=generator, device=generator.device)
         theta = torch.zeros((count, 2, 3), device=generator.device)
         width = height = torch.ones(count, device=generator.device)
@@ -47,6 +51,8 @@ class CropFlip:
 
     def apply(self, images: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """uint8 N x 3 x R x R -> float pixels (0-255) of the crops, resized back to R x R, flipped."""
+        import torch.nn.functional as F
+
         pixels = images.float()
         grid = F.affine_grid(params.to(pixels.device), list(pixels.shape), align_corners=False)
         return F.grid_sample(pixels, grid, mode="bilinear", padding_mode="border", align_corners=False)

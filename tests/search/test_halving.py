@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from models import build
-from search.data import load_dataset
-from search.fidelity import Rungs, goes_on, nondominated_order, rung_accuracies
+from search.data.kinds import load_dataset
+from search.halving import Rungs, goes_on, nondominated_order, rung_accuracies
 from search.settings import TrainSettings
-from search.train import train_and_evaluate
+from search.training.loop import train_and_evaluate
 from space.arch import ArchSpec
 from space.errors import UserError
 
@@ -65,6 +65,6 @@ def test_judging_a_trial_on_the_way_changes_nothing_of_it():
 
 
 def test_rung_accuracies_round_trip():
-    from search.fidelity import encode
+    from search.halving import encode
 
     assert rung_accuracies(encode({3: 0.5, 1: 0.25})) == {1: 0.25, 3: 0.5} and rung_accuracies(None) == {}

@@ -12,19 +12,20 @@ host (streamed, or too large for the GPU) is read ahead by reader threads (:mod:
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search.data import Dataset
-from search.readahead import batches
+from search.data.dataset import Dataset
+from search.data.readahead import batches
 from search.settings import TrainSettings
+from search.training.optim import WarmupCosine, make_optimizer, steps_per_epoch
+from search.utils.devices import memory_layout
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
@@ -45,65 +46,6 @@ class TrainResult:
 
 Judge = Callable[[int, float], bool]  # (epochs trained, validation accuracy) -> go on?
 NAN_CHECK_EVERY = 32  # steps between reads of the on-device "loss not finite" flag (each read waits for the GPU)
-
-
-def memory_layout(ndim: int, *, device: torch.device) -> torch.memory_format:
-    """The layout a batch of ``ndim`` axes (N C H W images, N C D H W volumes) trains fastest in on ``device``."""
-    if ndim == 4:
-        return torch.channels_last
-    return torch.channels_last_3d if device.type == "cpu" else torch.contiguous_format
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
-    """AdamW; weight decay on weights only (not on biases and batch-norm affine parameters)."""
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=settings.peak_lr, fused=True)
-
-
-def lr_factor(step: int, total: int, warmup: int) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def steps_per_epoch(count: int, batch_size: int) -> int:
-    """Full batches per epoch (the last, partial one is dropped), at least one."""
-    return max(1, count // batch_size)
-
-
-class WarmupCosine:
-    """The learning rate of every step: linear warm-up, then cosine decay to zero. Its state is the step."""
-
-    def __init__(self, *, peak: float, total: int, warmup: int, step: int = 0) -> None:
-        self.peak, self.total, self.warmup, self.step = peak, total, warmup, step
-
-    @classmethod
-    def for_training(cls, settings: TrainSettings, steps: int) -> WarmupCosine:
-        """The schedule of ``settings.epochs`` epochs of ``steps`` steps."""
-        total = steps * settings.epochs
-        return cls(peak=settings.peak_lr, total=total, warmup=max(1, int(total * settings.warmup_fraction)))
-
-    def lr(self) -> float:
-        return self.peak * lr_factor(self.step, self.total, self.warmup)
-
-    def apply(self, optimizer: torch.optim.Optimizer) -> None:
-        for group in optimizer.param_groups:
-            group["lr"] = self.lr()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"peak": self.peak, "total": self.total, "warmup": self.warmup, "step": self.step}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.peak, self.total, self.warmup, self.step = state["peak"], state["total"], state["warmup"], state["step"]
 
 
 class Augment(Protocol):

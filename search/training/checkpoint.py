@@ -33,8 +33,9 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from search.files import write_atomic
+from search.utils.files import write_atomic
 from space.arch import MAX_CHANNELS
+from space.checks import is_number, within
 from space.cost import MAX_RESOLUTION
 from space.errors import UserError
 
@@ -63,25 +64,25 @@ def read_json(path: Path) -> Any:
         raise UserError(f"{str(path)!r} is not readable JSON: {exc}") from None
 
 
-def _require(ok: bool, path: Path, what: str) -> None:
+def require(ok: bool, path: Path, what: str) -> None:
     if not ok:
         raise UserError(f"{str(path)!r} is not a file effnas wrote (edited or damaged?): {what}")
 
 
 def _is_int(value: Any, low: int, high: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    return within(value, low, high, integer=True)
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_number(value) and math.isfinite(value)
 
 
 def _check_object(value: Any, path: Path, keys: dict[str, type] | None = None) -> dict[str, Any]:
     """``value`` if it is a JSON object holding ``keys`` of their types."""
-    _require(isinstance(value, dict), path, f"expected a JSON object, got {type(value).__name__}")
+    require(isinstance(value, dict), path, f"expected a JSON object, got {type(value).__name__}")
     for key, kind in (keys or {}).items():
-        _require(key in value, path, f"no {key!r}")
-        _require(isinstance(value[key], kind) and not isinstance(value[key], bool), path,
+        require(key in value, path, f"no {key!r}")
+        require(isinstance(value[key], kind) and not isinstance(value[key], bool), path,
                  f"{key!r} must be {kind.__name__ if kind is not list else 'a list'}, got {value[key]!r:.60}")
     return value
 
@@ -92,17 +93,17 @@ def read_config(folder: Path) -> dict[str, Any]:
     config = _check_object(read_json(path), path, {"network": str, "arch": str, "label": str, "settings": dict,
                                                    "resolution": int, "num_classes": int, "classes": list,
                                                    "mean": list, "std": list})
-    _require(_is_int(config["resolution"], 1, MAX_RESOLUTION), path,
+    require(_is_int(config["resolution"], 1, MAX_RESOLUTION), path,
              f"resolution must be in [1, {MAX_RESOLUTION}], got {config['resolution']!r}")
-    _require(_is_int(config["num_classes"], 1, MAX_CHANNELS), path,
+    require(_is_int(config["num_classes"], 1, MAX_CHANNELS), path,
              f"num_classes must be in [1, {MAX_CHANNELS}], got {config['num_classes']!r}")
     classes = config["classes"]
-    _require(len(classes) == config["num_classes"] and all(isinstance(c, str) for c in classes), path,
+    require(len(classes) == config["num_classes"] and all(isinstance(c, str) for c in classes), path,
              f"classes must be {config['num_classes']} names (num_classes), got {len(classes)}")
     mean, std = config["mean"], config["std"]
-    _require(len(mean) == len(std) and 1 <= len(mean) <= MAX_CHANNELS and all(map(_is_number, mean + std)), path,
+    require(len(mean) == len(std) and 1 <= len(mean) <= MAX_CHANNELS and all(map(_is_number, mean + std)), path,
              "mean and std must be lists of as many numbers as input channels")
-    _require(all(s > 0 for s in std), path, "std must be > 0")
+    require(all(s > 0 for s in std), path, "std must be > 0")
     return config
 
 
@@ -171,16 +172,16 @@ def latest_checkpoint(folder: Path) -> Path | None:
 def load_checkpoint(path: Path) -> Checkpoint:
     path = Path(path)
     state = _check_state(read_json(path / STATE), path / STATE)
-    model = _read_tensors(path / WEIGHTS)
-    ema = _read_tensors(path / EMA_WEIGHTS) if (path / EMA_WEIGHTS).exists() else None
-    optimizer = _unflatten_optimizer(_read_tensors(path / OPTIMIZER), state.pop("optimizer"))
+    model = read_tensors(path / WEIGHTS)
+    ema = read_tensors(path / EMA_WEIGHTS) if (path / EMA_WEIGHTS).exists() else None
+    optimizer = _unflatten_optimizer(read_tensors(path / OPTIMIZER), state.pop("optimizer"))
     return Checkpoint(path=path, model=model, ema=ema, optimizer=optimizer, state=state)
 
 
 def _check_state(state: Any, path: Path) -> dict[str, Any]:
     """state.json, checked for what :func:`load_checkpoint` reads from it."""
     _check_object(state, path, {"epoch": int, "optimizer": dict})
-    _require(_is_int(state["epoch"], 1, 2**31), path, f"epoch must be >= 1, got {state['epoch']!r}")
+    require(_is_int(state["epoch"], 1, 2**31), path, f"epoch must be >= 1, got {state['epoch']!r}")
     _check_object(state["optimizer"], path, {"param_groups": list, "scalars": dict})
     return state
 
@@ -189,13 +190,13 @@ def check_training_state(saved: Checkpoint) -> None:
     """What a full training run resumes from besides the tensors: the schedule and one history row an epoch."""
     path, state = saved.path / STATE, saved.state
     _check_object(state, path, {"schedule": dict, "history": list})
-    _require(len(state["history"]) == saved.epoch and all(isinstance(r, dict) for r in state["history"]), path,
+    require(len(state["history"]) == saved.epoch and all(isinstance(r, dict) for r in state["history"]), path,
              f"epoch {saved.epoch} and {len(state['history'])} history rows do not agree")
-    _require(all(_is_number(state["schedule"].get(k)) for k in ("peak", "total", "warmup", "step")), path,
+    require(all(_is_number(state["schedule"].get(k)) for k in ("peak", "total", "warmup", "step")), path,
              "schedule must hold peak, total, warmup and step")
 
 
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_tensors(path.read_bytes())
     except FileNotFoundError:
@@ -236,31 +237,6 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, state_dict: dict[str, An
                 values[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
-def checkpoint_of(text: str) -> Path:
-    """A checkpoint directory, or a run folder (its newest checkpoint), as a user names either."""
-    path = Path(text).expanduser()
-    if (path / STATE).is_file() and (path / WEIGHTS).is_file():
-        return path
-    if (path / CONFIG).is_file():
-        latest = latest_checkpoint(path)
-        if latest is None:
-            raise UserError(f"training run {str(path)!r} has no checkpoint yet")
-        return latest
-    raise UserError(f"{text!r} is neither a training run folder (with {CONFIG}) nor a checkpoint directory "
-                    f"(with {WEIGHTS} and {STATE})")
-
-
-def inference_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], str]:
-    """(weights, the run's config, "ema" | "model"): the weights predict, export and bench use — the moving
-    average when the run kept one."""
-    path = Path(path)
-    config = read_config(path.parent.parent)
-    if (path / EMA_WEIGHTS).exists():
-        ema = _read_tensors(path / EMA_WEIGHTS)
-        return {k[len(EMA_PREFIX):]: v for k, v in ema.items() if k.startswith(EMA_PREFIX)}, config, "ema"
-    return _read_tensors(path / WEIGHTS), config, "model"
-
-
 @dataclass
 class RunFiles:
     """What a run folder holds, as the report reads it."""
@@ -281,7 +257,7 @@ def read_run(folder: Path) -> RunFiles:
     if evaluation is not None:
         _check_object(evaluation, folder / EVALUATION)
     config = _check_object(read_json(folder / CONFIG), folder / CONFIG)
-    _require(isinstance(config.get("settings", {}), dict), folder / CONFIG, "'settings' must be an object")
+    require(isinstance(config.get("settings", {}), dict), folder / CONFIG, "'settings' must be an object")
     return RunFiles(folder=folder, config=config, metrics=metrics, evaluation=evaluation)
 
 
@@ -302,59 +278,6 @@ def run_folders(root: Path) -> list[Path]:
     """The run folders under ``root`` (each holds a config.json), by name."""
     root = Path(root)
     return sorted(p for p in root.iterdir() if (p / CONFIG).is_file()) if root.is_dir() else []
-
-
-@dataclass
-class Trained:
-    """A trained network ready for inference, with what its inputs need."""
-
-    model: torch.nn.Module
-    config: dict[str, Any]
-    weights: str  # "ema" or "model"
-    path: Path
-
-    @property
-    def resolution(self) -> int:
-        return int(self.config["resolution"])
-
-    @property
-    def classes(self) -> list[str]:
-        return list(self.config["classes"])
-
-    @property
-    def dims(self) -> int:
-        """Spatial dimensions of the network's input: 2 for images, 3 for volumes."""
-        from space import presets
-
-        return getattr(presets.network(self.config["network"]), "dims", 2)
-
-    def check_images(self, command: str) -> None:
-        """Refuse ``command`` (which feeds images) on a volume network."""
-        if self.dims != 2:
-            raise UserError(f"{command} takes images, and {str(self.path)!r} holds a {self.dims}-D (volume) network")
-
-    def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (or 0-255 float) images -> the network's input, with the training split's mean and std."""
-        shape = (1, -1, *[1] * (images.ndim - 2))
-        mean = torch.tensor(self.config["mean"], device=images.device).view(shape)
-        std = torch.tensor(self.config["std"], device=images.device).view(shape)
-        return (images.float() / 255.0 - mean) / std
-
-
-def load_trained(text: str) -> Trained:
-    """The network of a run folder or checkpoint, in eval mode on the CPU, with its inference weights."""
-    from models import build
-    from space import presets
-
-    path = checkpoint_of(text)
-    weights, config, kind = inference_weights(path)
-    spec = presets.network(config["network"])
-    channels = getattr(spec, "in_channels", 3)
-    _require(len(config["mean"]) == channels, path.parent.parent / CONFIG,
-             f"mean and std have {len(config['mean'])} values and the network takes {channels} input channels")
-    model = build(spec, num_classes=config["num_classes"], dropout=0.0, drop_path=0.0)
-    load_weights(model, weights, path / (EMA_WEIGHTS if kind == "ema" else WEIGHTS))
-    return Trained(model=model.eval(), config=config, weights=kind, path=path)
 
 
 def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], path: Path) -> None:
