@@ -1,7 +1,10 @@
 """Read-only views of studies: nothing here trains or writes to a storage.
 
 - ``frames``: trial records -> a pandas DataFrame (the trials table, the CSV/Parquet export)
-- ``front``: what the Pareto plot and hypervolume chart show, from search/selection
+- ``info``: what the pages show (front, hypervolume, per-stage costs), computed from search/selection first
+- ``runs``: a training run's page data, read from its folder
 - ``figures``: plotly figures drawn from those numbers
-- ``html``: self-contained pages, one per study, and an index
+- ``layout``: the parts every page shares (header, tables, the reproduce-this block)
+- ``nas``, ``scaling``, ``confirm``, ``run_page``: the body of each kind of page
+- ``html``: self-contained pages, one per study and run, and an index
 """

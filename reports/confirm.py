@@ -8,7 +8,7 @@ import optuna
 import pandas as pd
 
 from reports import figures
-from reports.layout import figure_html, header, repro_block, safe_name, table_html, trials_table
+from reports.layout import figure_html, header, safe_name, table_html, trials_section
 from reports.nas import Siblings, fidelity_box
 from search.confirmation import confirm_result
 from search.record import TrialRecord
@@ -30,7 +30,5 @@ def confirm_body(study: optuna.Study, records: list[TrialRecord], frame: pd.Data
                  "params": c.params, "study accuracy": c.entry.proxy_accuracy, "mean": c.mean, "sd": c.sd,
                  "seeds": len(c.accuracies), "arch": c.entry.arch} for c in result.rows]
         parts.append(table_html(pd.DataFrame(rows), left=("role", "label", "trial", "arch")))
-    parts.append("<h2>Trials</h2>")
-    parts.append(trials_table(frame))
-    parts.append(repro_block(study, frame))
+    parts.append(trials_section(study, frame))
     return "".join(parts)

@@ -18,7 +18,7 @@ from reports.frames import study_records, trials_frame
 from reports.layout import PLOTLY_JS, page, safe_name
 from reports.run_page import run_body
 from reports.runs import run_info
-from search import selection
+from search import catalog, selection
 from search.utils.files import remove_stale_temporaries, write_atomic
 
 BODIES = {"nas": nas.nas_body, "scaling": scaling.scaling_body, "family": scaling.family_body,
@@ -29,7 +29,7 @@ def study_page(study: optuna.Study, siblings: nas.Siblings = lambda name: None) 
     """A study's page; ``siblings`` finds the other studies of its storage (a NAS page shows its confirmation)."""
     records = study_records(study)
     frame = trials_frame(records)
-    body = BODIES.get(study.user_attrs.get("kind"), nas.nas_body)(study, records, frame, siblings)
+    body = BODIES.get(catalog.kind_of(study), nas.nas_body)(study, records, frame, siblings)
     return page(f"effnas — {study.study_name}", body)
 
 
@@ -76,10 +76,10 @@ def write_report(storage: Any, *, names: list[str], out: Path, storage_label: st
 
     files: dict[str, str] = {}
     entries, run_entries = [], []
-    available = set(optuna.get_all_study_names(storage)) if storage is not None else set()
+    available = catalog.present(storage) if storage is not None else set()
 
     def siblings(name: str) -> optuna.Study | None:
-        return optuna.load_study(study_name=name, storage=storage) if name in available else None
+        return catalog.get(storage, name) if name in available else None
 
     for name in names:
         study = optuna.load_study(study_name=name, storage=storage)

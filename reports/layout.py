@@ -112,6 +112,11 @@ def repro_block(study: optuna.Study, frame: pd.DataFrame) -> str:
             f"<pre>{escape(json.dumps(config, indent=2, sort_keys=True))}</pre>")
 
 
+def trials_section(study: optuna.Study, frame: pd.DataFrame) -> str:
+    """The end of every study page: the trials table and how to reproduce the study."""
+    return "<h2>Trials</h2>" + trials_table(frame) + repro_block(study, frame)
+
+
 def trials_table(frame: pd.DataFrame) -> str:
     columns = [c for c in ("number", "state", "role", "accuracy", "macs", "params", "reward", "alpha", "beta",
                            "gamma", "replicate", "phi", "macs_ratio", "resolution", "train_seconds", "stopped_at",

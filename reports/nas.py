@@ -11,7 +11,8 @@ import pandas as pd
 
 from reports import figures
 from reports.info import front_info
-from reports.layout import extent, figure_html, header, repro_block, trials_table
+from reports.layout import extent, figure_html, header, trials_section
+from search import catalog
 from search.confirmation import ConfirmResult, confirm_result
 from search.record import TrialRecord
 from space.arch import ArchSpec
@@ -34,7 +35,7 @@ def nas_body(study: optuna.Study, records: list[TrialRecord], frame: pd.DataFram
             parts.append(f"<p>Chosen baseline: <b>trial {chosen.number}</b> — accuracy {chosen.accuracy:.4f}, "
                          f"{chosen.macs:,} MACs, {chosen.params:,} params (highest MnasNet reward at T = "
                          f"{int(target):,} MACs)<br><code>{escape(str(chosen.arch))}</code></p>")
-        confirm = siblings(f"{study.study_name}-confirm")
+        confirm = siblings(catalog.companion(study.study_name, catalog.CONFIRM))
         result = confirm_result(confirm) if confirm is not None else None
         parts.append(fidelity_box(result, study.study_name, budget=_budget(study)))
         parts.append("<h2>Pareto front: accuracy against MACs (the study's proxy training)</h2>")
@@ -49,9 +50,7 @@ def nas_body(study: optuna.Study, records: list[TrialRecord], frame: pd.DataFram
         parts.append(importance_section(study, len(info.numbers)))
         parts.append("<h2>Pareto architectures, stage by stage</h2>")
         parts.append(arch_grid(frame, info.front_numbers, baseline=info.baseline))
-    parts.append("<h2>Trials</h2>")
-    parts.append(trials_table(frame))
-    parts.append(repro_block(study, frame))
+    parts.append(trials_section(study, frame))
     return "".join(parts)
 
 

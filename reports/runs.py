@@ -1,4 +1,4 @@
-"""What a training run's page shows, read from its folder (search/checkpoint.py's layout) without drawing:
+"""What a training run's page shows, read from its folder (search/training/checkpoint.py's layout) without drawing:
 the learning curves, the final accuracies, the confusion matrix and example predictions."""
 from __future__ import annotations
 

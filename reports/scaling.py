@@ -10,7 +10,7 @@ import pandas as pd
 
 from reports import figures
 from reports.info import ScalingInfo, reliability, scaling_info
-from reports.layout import constraint, extent, figure_html, header, repro_block, table_html, trials_table
+from reports.layout import constraint, extent, figure_html, header, table_html, trials_section
 from search.record import TrialRecord
 from space.arch import ArchSpec
 from space.compound import Triple, family
@@ -44,9 +44,7 @@ def scaling_body(study: optuna.Study, records: list[TrialRecord], frame: pd.Data
         parts.append(figure_html(figures.family_macs_figure(rows, nominal=constraint(attrs.get("dims"))),
                                  "family-macs"))
         parts.append(_family_table(rows))
-    parts.append("<h2>Trials</h2>")
-    parts.append(trials_table(frame))
-    parts.append(repro_block(study, frame))
+    parts.append(trials_section(study, frame))
     return "".join(parts)
 
 
@@ -70,9 +68,7 @@ def family_body(study: optuna.Study, records: list[TrialRecord], frame: pd.DataF
                  f"× ({constraint(base.dims)})^φ</h2>")
     parts.append(figure_html(figures.family_macs_figure(table, nominal=constraint(base.dims)), "family-macs"))
     parts.append(_family_table(table))
-    parts.append("<h2>Trials</h2>")
-    parts.append(trials_table(frame))
-    parts.append(repro_block(study, frame))
+    parts.append(trials_section(study, frame))
     return "".join(parts)
 
 

@@ -41,6 +41,7 @@ def declared(cls: type) -> list[tuple[dataclasses.Field, type]]:
 MAX_EPOCHS = 10_000  # a bound on work that would never end: ImageNet recipes train 350-600 epochs
 
 TRIAL_COMMANDS = ("search", "scale", "family", "confirm")  # the commands whose trials train (search.training)
+SEARCH_COMMANDS = ("search",)  # the command of a NAS study
 FULL_RUN = ("train",)  # the command of a full training run
 
 
@@ -90,6 +91,31 @@ def as_recorded_now(settings: dict[str, Any]) -> dict[str, Any]:
     """Settings recorded by this or an earlier version, as this one records them: a record without ``lr_batch``
     was made when --lr was the peak at any batch size, which is lr_batch = batch_size."""
     return {"lr_batch": settings.get("batch_size", TrainSettings.batch_size), **settings}
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """Where and how a study's trials run: the local executor's worker processes, a Ray cluster's resources, and
+    when failures stop the study. Each executor reads the ones it uses."""
+
+    workers: int = setting(1, "local executor: trial processes on this machine, all on the same study", low=1,
+                           at_most=64, commands=SEARCH_COMMANDS)
+    worker_devices: tuple[str, ...] | None = setting(None, "local executor: devices the workers take in turn, e.g. "
+                                                           "cuda:0,cuda:1 (default: each trial's --device)",
+                                                     optional=True, pattern=r"cpu|cuda(:\d+)?",
+                                                     commands=SEARCH_COMMANDS, flag="--devices")
+    threads_per_worker: int | None = setting(None, "local executor: torch threads per worker (default: the cores "
+                                                   "shared out)", low=1, at_most=1024, optional=True,
+                                             commands=TRIAL_COMMANDS)
+    max_failures: int = setting(5, "consecutive failed trials that stop the study (and Ray's retries)", low=1,
+                                commands=TRIAL_COMMANDS)
+    address: str | None = setting(None, "Ray cluster to join (HOST:PORT); default: a local Ray instance",
+                                  optional=True, pattern=r"[^\s]+", commands=TRIAL_COMMANDS)
+    gpus_per_trial: float = setting(0.0, "GPUs per Ray trial (fractional: small trials share one GPU)", low=0,
+                                    commands=TRIAL_COMMANDS)
+    cpus_per_trial: float = setting(1.0, "CPUs per Ray trial", positive=True, commands=TRIAL_COMMANDS)
+    max_concurrent: int | None = setting(None, "Ray trials at once (default: as resources allow)", low=1,
+                                         optional=True, commands=TRIAL_COMMANDS)
 
 
 @dataclass(frozen=True)

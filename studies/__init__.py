@@ -3,7 +3,8 @@
 - ``config``: StudyConfig, made from one field table (study, training and scaling settings)
 - ``storage``: opening Optuna storages safely, masking credentials
 - ``runner``: one runner for every study kind (data check, storage, executor, progress, Ctrl-C)
-- ``nas``, ``scaling``: the NAS study; the compound-scaling grid and the family
+- ``nas``, ``scaling``, ``confirm``: the NAS study; the compound-scaling grid and the family; the confirmation
+- ``train``, ``predict``, ``export``, ``bench``: a full training run, inference, export, measured latency
 - ``show``, ``report``, ``tables``, ``progress``: what the commands print and write
 - ``cli``: parses, calls, prints
 """

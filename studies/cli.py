@@ -52,10 +52,11 @@ def add_config_flags(p: argparse.ArgumentParser, command: str, *, defaults: dict
             p.add_argument(f.flag, dest=f.name, default=argparse.SUPPRESS, action=argparse.BooleanOptionalAction,
                            help=f"{f.help} (default: {'on' if value else 'off'})")
             continue
+        text = f"{f.help}; one of {', '.join(f.choices)}" if f.kind is str and f.choices else f.help
         p.add_argument(f.flag, dest=f.name, default=argparse.SUPPRESS,
                        metavar=f.name.upper().rstrip("S") if f.kind is tuple else f.name.upper(),
                        nargs="+" if f.kind is tuple else None,
-                       help=f.help if "default:" in f.help else f"{f.help} (default: {default})")
+                       help=text if "default:" in text else f"{text} (default: {default})")
 
 
 def config_from_args(args: argparse.Namespace):

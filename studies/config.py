@@ -22,7 +22,10 @@ from typing import Any
 
 import tomllib
 
-from search.settings import RunSettings, TrainSettings, declared, setting
+from search import samplers
+from search.data import kinds
+from search.executors import EXECUTORS
+from search.settings import ExecutorSettings, RunSettings, TrainSettings, declared, setting
 from search.utils.files import read_bounded
 from space.arch import MAX_CHANNELS
 from space.compound import MAX_COEFFICIENT, MAX_PHI
@@ -90,13 +93,13 @@ class ScaleSettings:
 class StudyConfig:
     study: str = setting("effnas", "study name", pattern=r".+", commands=STUDIES)
     storage: str = setting(DEFAULT_STORAGE, "Optuna storage URL (SQLite file, PostgreSQL, journal file)")
-    dataset: str = setting("digits", "images: digits, cifar10:PATH, folder:PATH; volumes: shapes3d, volumes:PATH")
+    dataset: str = setting("digits", f"images: {kinds.usage(2)}; volumes: {kinds.usage(3)}")
     dims: int | None = setting(None, "spatial dimensions of the networks: 2 (images) or 3 (volumes)", choices=(2, 3),
                                optional=True)
     trials: int = setting(20, "the study ends holding this many complete trials", low=1, at_most=MAX_TRIALS,
                           commands=SEARCH)
     resolution: int = setting(32, "input resolution of every trial", low=4, at_most=MAX_RESOLUTION)
-    sampler: str = setting("nsga2", "search strategy", choices=("nsga2", "tpe", "random", "mnas"), commands=SEARCH)
+    sampler: str = setting("nsga2", "search strategy", choices=tuple(samplers.SAMPLERS), commands=SEARCH)
     objectives: tuple[str, ...] = setting(("accuracy", "macs"), "objectives of a Pareto sampler: accuracy,macs or "
                                           "accuracy,macs,latency_ms (the median latency at batch 1, measured on "
                                           "this machine's --device before each trial trains)",
@@ -118,29 +121,12 @@ class StudyConfig:
     references: tuple[str, ...] | None = setting(None, "reference architectures trained beside the candidates, e.g. "
                                                        "mobilenetv2,mnasnet-b1 (the study's base always)",
                                                  optional=True, commands=("confirm",))
-    executor: str = setting("local", "where trials run", choices=("local", "ray"), commands=STUDIES)
-    workers: int = setting(1, "local executor: trial processes on this machine, all on the same study", low=1,
-                           at_most=64, commands=SEARCH)
-    worker_devices: tuple[str, ...] | None = setting(None, "local executor: devices the workers take in turn, e.g. "
-                                                           "cuda:0,cuda:1 (default: each trial's --device)",
-                                                     optional=True, pattern=r"cpu|cuda(:\d+)?", commands=SEARCH,
-                                                     flag="--devices")
-    threads_per_worker: int | None = setting(None, "local executor: torch threads per worker (default: the cores "
-                                                   "shared out)", low=1, at_most=1024, optional=True,
-                                             commands=STUDIES)
+    executor: str = setting("local", "where trials run", choices=tuple(EXECUTORS), commands=STUDIES)
     seed: int = setting(0, "seed of the sampler, the split and the training", low=0, at_most=2**32 - 1)
     base: str = setting("efficientnet-b0", "the architecture the space is built around (preset or arch)",
                         commands=SEARCH)
-    max_failures: int = setting(5, "consecutive failed trials that stop the study (and Ray's retries)", low=1,
-                                commands=STUDIES)
-    address: str | None = setting(None, "Ray cluster to join (HOST:PORT); default: a local Ray instance",
-                                  optional=True, pattern=r"[^\s]+", commands=STUDIES)
-    gpus_per_trial: float = setting(0.0, "GPUs per Ray trial (fractional: small trials share one GPU)", low=0,
-                                    commands=STUDIES)
-    cpus_per_trial: float = setting(1.0, "CPUs per Ray trial", positive=True, commands=STUDIES)
-    max_concurrent: int | None = setting(None, "Ray trials at once (default: as resources allow)", low=1,
-                                         optional=True, commands=STUDIES)
     train: TrainSettings = dataclasses.field(default_factory=TrainSettings)
+    execution: ExecutorSettings = dataclasses.field(default_factory=ExecutorSettings)
     scale: ScaleSettings = dataclasses.field(default_factory=ScaleSettings)
     run: RunSettings = dataclasses.field(default_factory=RunSettings)
     space: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # the study file's [space] table
@@ -152,11 +138,6 @@ class StudyConfig:
         values = {f.name: f.value_of(self) for f in FIELDS if self.command in f.commands}
         return {**values, "space": dict(self.space)}
 
-    def executor_settings(self) -> dict[str, Any]:
-        names = ("max_failures", "address", "gpus_per_trial", "cpus_per_trial", "max_concurrent", "workers",
-                 "threads_per_worker")
-        return {**{name: getattr(self, name) for name in names}, "devices": self.worker_devices}
-
 
 @dataclass(frozen=True)
 class Field:
@@ -166,7 +147,7 @@ class Field:
     kind: type  # int, float, str, or tuple (of ``item``)
     default: Any
     help: str
-    group: str | None  # None (StudyConfig itself), "train", "scale" or "run"
+    group: str | None  # None (StudyConfig itself) or a name of GROUPS ("train", "execution", "scale", "run")
     commands: tuple[str, ...]
     defaults: tuple[tuple[str, Any], ...] = ()  # (command, default) where a command has its own
     item: type | None = None  # the element type of a tuple field
@@ -262,8 +243,10 @@ def _kind_of(hint: Any) -> tuple[type, type | None]:
     return hint, None
 
 
-FIELDS: tuple[Field, ...] = (*_fields_of(StudyConfig, None), *_fields_of(TrainSettings, "train"),
-                             *_fields_of(ScaleSettings, "scale"), *_fields_of(RunSettings, "run"))
+GROUPS: dict[str, type] = {"train": TrainSettings, "execution": ExecutorSettings, "scale": ScaleSettings,
+                           "run": RunSettings}  # StudyConfig's attribute -> the settings class it holds
+FIELDS: tuple[Field, ...] = (*_fields_of(StudyConfig, None),
+                             *(f for group, cls in GROUPS.items() for f in _fields_of(cls, group)))
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
 assert len(FIELD_BY_NAME) == len(FIELDS), "two settings share a name"
 
@@ -337,11 +320,11 @@ def load_config(*, file: str | Path | None = None, overrides: dict[str, Any] | N
     for name, value in (overrides or {}).items():
         values[name] = FIELD_BY_NAME[name].check(value, f"argument {FIELD_BY_NAME[name].flag}")
     explicit = frozenset(overrides or {}) | frozenset(k for k in data if k != "space")
-    groups: dict[str | None, dict[str, Any]] = {None: {}, "train": {}, "scale": {}, "run": {}}
+    groups: dict[str | None, dict[str, Any]] = {None: {}, **{group: {} for group in GROUPS}}
     for f in FIELDS:
         groups[f.group][f.name] = values[f.name]
-    return StudyConfig(**groups[None], train=TrainSettings(**groups["train"]), scale=ScaleSettings(**groups["scale"]),
-                       run=RunSettings(**groups["run"]), space=space, command=command, explicit=explicit)
+    return StudyConfig(**groups.pop(None), **{group: GROUPS[group](**kw) for group, kw in groups.items()},
+                       space=space, command=command, explicit=explicit)
 
 
 def with_dims(config: StudyConfig, *, dims: int) -> StudyConfig:
@@ -350,13 +333,13 @@ def with_dims(config: StudyConfig, *, dims: int) -> StudyConfig:
     table = DIMS_DEFAULTS[dims]
     fields = [FIELD_BY_NAME[name] for name in table if name in FIELD_BY_NAME]
     defaults = {f.name: table[f.name] for f in fields if f.name not in config.explicit and config.command in f.commands}
-    groups: dict[str | None, dict[str, Any]] = {None: {}, "train": {}, "scale": {}}
+    groups: dict[str | None, dict[str, Any]] = {None: {}, **{group: {} for group in GROUPS}}
     for name, value in defaults.items():
         groups[FIELD_BY_NAME[name].group][name] = value
     space = {**table.get("space", {}), **config.space} if config.command in SEARCH else config.space
-    return dataclasses.replace(config, dims=dims, train=dataclasses.replace(config.train, **groups["train"]),
-                               scale=dataclasses.replace(config.scale, **groups["scale"]), space=space,
-                               **groups[None])
+    own = groups.pop(None)
+    changed = {group: dataclasses.replace(getattr(config, group), **kw) for group, kw in groups.items()}
+    return dataclasses.replace(config, dims=dims, space=space, **own, **changed)
 
 
 def space_options(space: Mapping[str, Any]) -> tuple[dict[str, Any], dict[int, dict[str, Any]]]:

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 import optuna
 
-from search import halving, record, selection
+from search import catalog, halving, record, selection
 from search.confirmation import ConfirmResult, Entry, confirm_result
 from search.settings import TrainSettings
 from search.trial import Proposal
@@ -26,19 +26,15 @@ from studies.config import StudyConfig, with_dims
 from studies.runner import create_or_join, preflight, storage_for, train_list
 from studies.storage import mask_url, open_storage
 
-CONFIRM = "-confirm"
 ROLES = ("candidate", "baseline", "reference")
 
 
 def load_nas_study(config: StudyConfig) -> optuna.Study:
-    storage = open_storage(config.storage, write=False)
-    try:
-        study = optuna.load_study(study_name=config.study, storage=storage)
-    except KeyError:
+    study = catalog.get(open_storage(config.storage, write=False), config.study)
+    if study is None:
         raise UserError(f"no NAS study {config.study!r} in {mask_url(config.storage)}; `effnas confirm` retrains "
-                        "the best of a finished NAS study (--study NAME)") from None
-    if study.user_attrs.get("kind") != "nas":
-        raise UserError(f"study {config.study!r} is a {study.user_attrs.get('kind')} study, not a NAS study")
+                        "the best of a finished NAS study (--study NAME)")
+    catalog.require_kind(study, catalog.NAS)
     if not selection.measured(record.read_all(study.get_trials(deepcopy=False))):
         raise UserError(f"NAS study {config.study!r} has no complete trial yet")
     return study
@@ -98,7 +94,7 @@ def run_confirm(config: StudyConfig, *, err: TextIO = sys.stderr) -> ConfirmResu
     resolution = int(nas.user_attrs["resolution"])
     trained = dataclasses.replace(config, dataset=nas.user_attrs["dataset"], resolution=resolution, train=train)
     data = preflight(trained)
-    name = f"{config.study}{CONFIRM}"
+    name = catalog.companion(config.study, catalog.CONFIRM)
     fresh = entries_of(nas, config)
     attrs = {"kind": "confirm", "source": config.study, "epochs": train.epochs, "dataset": trained.dataset,
              "resolution": resolution, "num_classes": data.num_classes, "seed": config.seed, "version": __version__,
@@ -129,16 +125,10 @@ def run_confirm(config: StudyConfig, *, err: TextIO = sys.stderr) -> ConfirmResu
 def _open(name: str, storage: Any, attrs: dict[str, Any]) -> optuna.Study:
     def setup(study: optuna.Study) -> None:
         study.set_metric_names(["accuracy", "macs"])
-        for key, value in attrs.items():
-            if key != "kind":
-                study.set_user_attr(key, value)
-        study.set_user_attr("entries", "[]")
-        study.set_user_attr("kind", "confirm")
+        catalog.write_record(study, {**attrs, "entries": "[]"})
 
     study = create_or_join(name, storage, directions=["maximize", "minimize"], sampler=None, setup=setup)
-    existing = study.user_attrs
-    if existing.get("kind") != "confirm":
-        raise UserError(f"study {name!r} is a {existing.get('kind')} study, not a confirmation")
+    existing = catalog.require_kind(study, catalog.CONFIRM, name=name).user_attrs
     for key in ("epochs", "dataset", "resolution"):
         if existing.get(key) != attrs[key]:
             raise UserError(f"{name!r} already confirms at {key} {existing.get(key)!r}, not {attrs[key]!r}; give the "
@@ -171,12 +161,3 @@ def _record(study: optuna.Study, result: ConfirmResult) -> None:
     for key, value in values.items():
         study.set_user_attr(key, value)
 
-
-def confirmed_baseline(storage: Any, name: str) -> tuple[str, int, int] | None:
-    """(arch, resolution, NAS trial) of NAME's confirmed baseline, when NAME-confirm has one."""
-    if f"{name}{CONFIRM}" not in optuna.get_all_study_names(storage):
-        return None
-    attrs = optuna.load_study(study_name=f"{name}{CONFIRM}", storage=storage).user_attrs
-    if attrs.get("confirmed_baseline") is None:
-        return None
-    return attrs["confirmed_baseline"], int(attrs["confirmed_resolution"]), int(attrs["confirmed_trial"])

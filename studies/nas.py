@@ -10,10 +10,9 @@ from typing import Any, TextIO
 
 import optuna
 
-from search import record, samplers, selection
+from search import catalog, record, samplers, selection
 from search.data.kinds import dataset_channels, dataset_classes
 from search.halving import Rungs
-from search.record import TrialRecord
 from search.settings import TrainSettings, as_recorded_now
 from search.trial import Budget, LatencyOf, TrialPlanner, TrialTemplate, space_proposer
 from search.utils.memory import device_memory
@@ -164,21 +163,18 @@ def open_study(plan: Plan, storage: optuna.storages.BaseStorage) -> optuna.Study
 
     def setup(study: optuna.Study) -> None:
         study.set_metric_names(list(plan.metric_names))
-        for key, value in attrs.items():
-            if key != "kind":
-                study.set_user_attr(key, value)
+        catalog.write_record(study, attrs, before_kind=enqueue_base)
+
+    def enqueue_base(study: optuna.Study) -> None:
         base = plan.space.base_params()
         if base is not None and not study.trials and not plan.budget.violations(
                 plan.space.base, config.resolution,
                 cost(plan.space.base, config.resolution, num_classes=plan.template.num_classes)):
             study.enqueue_trial(base, user_attrs={"enqueued": "base architecture"})
-        study.set_user_attr("kind", attrs["kind"])  # last: a joining worker waits for a complete record
 
     study = create_or_join(config.study, storage, directions=list(plan.directions),
                            sampler=strategy.make(config.seed, config.trials), setup=setup)
-    existing = study.user_attrs
-    if existing.get("kind") != "nas":
-        raise UserError(f"study {config.study!r} is a {existing.get('kind')} study, not a NAS study")
+    existing = catalog.require_kind(study, catalog.NAS, name=config.study).user_attrs
     if [d.name.lower() for d in study.directions] != list(plan.directions):
         raise UserError(f"study {config.study!r} was created with sampler {existing.get('sampler')!r} and "
                         f"objectives {','.join(study.metric_names or ())}, which differ from {strategy.name!r} with "
@@ -233,20 +229,12 @@ def run_search(config: StudyConfig, *, out: TextIO = sys.stdout, err: TextIO = s
     header = (f"study {config.study!r} in {mask_url(config.storage)}: {complete}/{config.trials} "
               f"complete; sampler {plan.strategy.name}, {config.executor} executor, {config.dataset} at "
               f"{input_size(config.resolution, dims=config.dims)}, {budget}")
-    workers = f", {config.workers} worker processes" if config.workers > 1 and config.executor == "local" else ""
+    n = config.execution.workers
+    workers = f", {n} worker processes" if n > 1 and config.executor == "local" else ""
     drive(config, planner, total=config.trials, header=header + workers, err=err,
-          replicate=functools.partial(replica, config) if config.workers > 1 else None)
+          replicate=functools.partial(replica, config) if n > 1 else None)
     print_summary(study, target_macs=plan.target_macs, out=out)
     return study
-
-
-def chosen_baseline(study: optuna.Study, *, target_macs: float | None = None) -> TrialRecord:
-    """The NAS study's chosen baseline (see :func:`search.selection.choose_baseline`)."""
-    target = target_macs or study.user_attrs.get("target_macs")
-    best = selection.choose_baseline(record.read_all(study.get_trials(deepcopy=False)), target_macs=target)
-    if best is None:
-        raise UserError(f"study {study.study_name!r} has no complete trial")
-    return best
 
 
 def print_summary(study: optuna.Study, *, target_macs: float, out: TextIO) -> None:
@@ -264,7 +252,7 @@ def print_summary(study: optuna.Study, *, target_macs: float, out: TextIO) -> No
     print(f"Pareto front: {len(front)} of {len(selection.measured(records))} complete trials (accuracy up, MACs "
           "down)", file=out)
     print("\n".join(text_table(rows, left=(5,))), file=out)
-    best = chosen_baseline(study, target_macs=target_macs)
+    best = catalog.chosen_baseline(study, target_macs=target_macs)
     print(f"\nBaseline: trial {best.number}, the highest MnasNet reward ACC x (MACs/T)^-0.07 at "
           f"T = {int(target_macs):,} MACs", file=out)
     size = best.resolution if best.dims in (None, 2) else input_size(best.resolution, dims=best.dims)

@@ -56,7 +56,7 @@ def preflight(config: StudyConfig) -> DataInfo:
     """Check the storage and the executor's settings, and load the dataset on the driver: a bad one fails
     here, before anything is written. With the local executor the loaded copy stays cached for the trials."""
     check_storage_url(config.storage, write=True, create_default_dir=config.storage == DEFAULT_STORAGE)
-    make_executor(config.executor, **config.executor_settings()).check()
+    make_executor(config.executor, config.execution).check()
     check_spec(config.dataset)
     from search.worker import load_cached
 
@@ -138,7 +138,7 @@ def drive(config: StudyConfig, planner: TrialPlanner, *, total: int, header: str
                         best=(best.accuracy, best.macs) if best else None)
 
     try:
-        make_executor(config.executor, **config.executor_settings()).run(planner, on_trial=on_trial,
+        make_executor(config.executor, config.execution).run(planner, on_trial=on_trial,
                                                                          replicate=replicate)
     except KeyboardInterrupt as stop:
         lifecycle.release_own_trials(study, reason="terminated (SIGTERM)" if isinstance(stop, Terminated)
@@ -194,7 +194,7 @@ def trial_device(config: StudyConfig) -> str | None:
     None on Ray, whose workers' devices the driver cannot see."""
     if config.executor == "ray":
         return None
-    devices = getattr(config, "worker_devices", None)
+    devices = config.execution.worker_devices
     return devices[0] if devices else config.train.device
 
 

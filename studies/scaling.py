@@ -19,7 +19,7 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import TrialState
 
-from search import record, selection
+from search import catalog, record, selection
 from search.data.kinds import dataset_channels, dataset_classes
 from search.selection import TripleScore
 from search.trial import Proposal
@@ -35,8 +35,6 @@ from studies.runner import check_memory, create_or_join, preflight, settle_dims,
 from studies.storage import mask_url, open_storage
 from studies.tables import input_size
 
-SCALING, FAMILY = "-scaling", "-family"
-
 
 @dataclass(frozen=True)
 class Baseline:
@@ -51,22 +49,13 @@ def resolve_baseline(text: str, *, config: StudyConfig) -> Baseline:
     if config.dims is not None:
         config = with_dims(config, dims=config.dims)  # with --dims 3, "best" is the 3-D default study's
     if text == "best" or text.isdigit():
-        from studies.confirm import confirmed_baseline
-        from studies.nas import chosen_baseline
-
         study = _load_nas_study(config, text)
-        confirmed = confirmed_baseline(open_storage(config.storage, write=False), config.study)
+        confirmed = catalog.confirmed_baseline(open_storage(config.storage, write=False), config.study)
         if text == "best" and confirmed is not None:
             text_arch, resolution, number = confirmed
             arch, label = ArchSpec.parse(text_arch), f"{config.study} trial {number} (confirmed)"
         else:
-            if text == "best":
-                chosen = chosen_baseline(study)
-            else:
-                matches = [t for t in study.get_trials(deepcopy=False) if t.number == int(text)]
-                if not matches or matches[0].state != TrialState.COMPLETE:
-                    raise UserError(f"study {config.study!r} has no complete trial {text}")
-                chosen = record.read(matches[0])
+            chosen = catalog.chosen_baseline(study) if text == "best" else catalog.trial_of(study, text)
             arch, resolution = ArchSpec.parse(chosen.arch), int(chosen.resolution)
             label = f"{config.study} trial {chosen.number}"
     else:
@@ -95,13 +84,10 @@ def _load_nas_study(config: StudyConfig, text: str) -> optuna.Study:
         storage = open_storage(config.storage, write=False)
     except UserError as exc:
         raise UserError(f"no NAS study {config.study!r}: {exc}; {advice}") from None
-    try:
-        study = optuna.load_study(study_name=config.study, storage=storage)
-    except KeyError:
-        raise UserError(f"no NAS study {config.study!r} in {mask_url(config.storage)}: {advice}") from None
-    if study.user_attrs.get("kind") != "nas":
-        raise UserError(f"study {config.study!r} is a {study.user_attrs.get('kind')} study, not a NAS study: "
-                        f"{advice}")
+    study = catalog.get(storage, config.study)
+    if study is None:
+        raise UserError(f"no NAS study {config.study!r} in {mask_url(config.storage)}: {advice}")
+    catalog.require_kind(study, catalog.NAS, advice=advice)
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise UserError(f"NAS study {config.study!r} has no complete trial yet")
     return study
@@ -207,15 +193,10 @@ def _study_attrs(kind: str, config: StudyConfig, baseline: Baseline, num_classes
 def _open(name: str, storage: Any, attrs: dict[str, Any], *, check: tuple[str, ...], params: str) -> optuna.Study:
     def setup(study: optuna.Study) -> None:
         study.set_metric_names(["accuracy", "macs"])
-        for key, value in attrs.items():
-            if key != "kind":
-                study.set_user_attr(key, value)
-        study.set_user_attr("kind", attrs["kind"])
+        catalog.write_record(study, attrs)
 
     study = create_or_join(name, storage, directions=["maximize", "minimize"], sampler=None, setup=setup)
-    existing = study.user_attrs
-    if existing.get("kind") != attrs["kind"]:
-        raise UserError(f"study {name!r} is a {existing.get('kind')} study, not a {attrs['kind']} study")
+    existing = catalog.require_kind(study, attrs["kind"], name=name).user_attrs
     for key in check:
         if existing.get(key) != attrs.get(key):
             root = name.rsplit("-", 1)[0]
@@ -277,7 +258,7 @@ def run_scale(plan: ScalePlan, *, err: TextIO = sys.stderr) -> ScaleResult:
     _check_channels(plan.baseline, data.channels, config.dataset)
     check_memory(config, [Proposal(arch=m.arch, resolution=m.resolution) for m, _ in plan.members.values()],
                  num_classes=data.num_classes)  # before the study is created: nothing written on refusal
-    name = f"{config.study}{SCALING}"
+    name = catalog.companion(config.study, catalog.SCALING)
     options = {"phi": s.phi, "step": s.step, "tolerance": s.tolerance, "max_coef": s.max_coef,
                "resolution_multiple": s.resolution_multiple}
     attrs = _study_attrs("scaling", config, plan.baseline, data.num_classes, data.split, options)
@@ -316,14 +297,11 @@ def scale_result(study: optuna.Study) -> ScaleResult:
 
 def load_scaling_study(config: StudyConfig, name: str) -> optuna.Study:
     """``name`` is a scaling study, or the root NAME whose NAME-scaling holds the grid."""
-    storage = open_storage(config.storage, write=False)
-    names = optuna.get_all_study_names(storage)
-    for candidate in (name, f"{name}{SCALING}"):
-        if candidate in names:
-            study = optuna.load_study(study_name=candidate, storage=storage)
-            if study.user_attrs.get("kind") == "scaling":
-                return study
-    raise UserError(f"no scaling study {name + SCALING!r} in {mask_url(config.storage)}: run `effnas scale --study "
+    study = catalog.find(open_storage(config.storage, write=False), name, catalog.SCALING)
+    if study is not None:
+        return study
+    missing = catalog.companion(name, catalog.SCALING)
+    raise UserError(f"no scaling study {missing!r} in {mask_url(config.storage)}: run `effnas scale --study "
                     f"{name}` first, or give --alpha, --beta and --gamma")
 
 
@@ -349,7 +327,7 @@ def derive_family(config: StudyConfig, *, from_study: str | None, training: bool
         scaling = load_scaling_study(config, from_study)
         chosen = scale_result(scaling).chosen
         coefficients = (chosen.alpha, chosen.beta, chosen.gamma)
-        root = scaling.study_name.removesuffix(SCALING)
+        root = scaling.study_name.removesuffix(catalog.SUFFIXES[catalog.SCALING])
     else:
         scaling, coefficients, root = None, (s.alpha, s.beta, s.gamma), config.study
     if s.baseline is None and scaling is None:
@@ -378,7 +356,7 @@ def train_family(fam: Family, *, err: TextIO = sys.stderr) -> dict[float, float]
     if data.num_classes != fam.num_classes:
         raise UserError(f"--num-classes {fam.num_classes}, but {config.dataset} has {data.num_classes} classes")
     _check_channels(fam.baseline, data.channels, config.dataset)
-    name = f"{fam.root}{FAMILY}"
+    name = catalog.companion(fam.root, catalog.FAMILY)
     t = fam.triple
     triple = f"{t.alpha:g},{t.beta:g},{t.gamma:g}"
     attrs = _study_attrs("family", config, fam.baseline, data.num_classes, data.split,

@@ -16,9 +16,9 @@ from typing import Any, TextIO
 
 import torch
 
+from search import catalog
 from search.data.augment import make_augment
 from search.data.kinds import check_spec, dataset_channels, dims_of
-from search.record import read as read_record
 from search.settings import as_recorded_now
 from search.training import checkpoint, distributed
 from search.training.run import FullRun, train_run
@@ -68,45 +68,29 @@ def resolve_source(config: StudyConfig, *, arch: str | None, from_study: str | N
     if trial == "confirmed":
         return _confirmed(storage, from_study, config)
     study = _load_study(storage, from_study, config)
-    if trial == "baseline":
-        if study.user_attrs.get("kind") != "nas":
-            raise UserError(f"--trial baseline needs a NAS study; {from_study!r} is a {study.user_attrs.get('kind')} "
-                            "study: give a trial number")
-        from studies.nas import chosen_baseline
-
-        chosen = chosen_baseline(study)
-    elif trial.isdigit():
-        matches = [t for t in study.get_trials(deepcopy=False) if t.number == int(trial)]
-        if not matches or matches[0].state.name != "COMPLETE":
-            raise UserError(f"study {from_study!r} has no complete trial {trial}")
-        chosen = read_record(matches[0])
-    else:
-        raise UserError(f"--trial {trial!r}: expected a trial number, baseline or confirmed")
+    chosen = catalog.trial_of(study, trial)
     return Source(text=chosen.arch, label=f"study {from_study} trial {chosen.number}",
                   resolution=int(chosen.resolution), name=f"{from_study}-trial{chosen.number}",
                   study=_study_data(study))
 
 
 def _load_study(storage: Any, name: str, config: StudyConfig):
-    import optuna
-
-    try:
-        return optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        raise UserError(f"no study {name!r} in {mask_url(config.storage)}") from None
+    study = catalog.get(storage, name)
+    if study is None:
+        raise UserError(f"no study {name!r} in {mask_url(config.storage)}")
+    return study
 
 
 def _confirmed(storage: Any, name: str, config: StudyConfig) -> Source:
     """The confirmed baseline that ``effnas confirm`` stores on the study NAME-confirm."""
-    import optuna
-
-    confirm = name if name.endswith("-confirm") else f"{name}-confirm"
-    if confirm not in optuna.get_all_study_names(storage):
+    suffix = catalog.SUFFIXES[catalog.CONFIRM]
+    confirm = name if name.endswith(suffix) else catalog.companion(name, catalog.CONFIRM)
+    if confirm not in catalog.present(storage):
         raise UserError(f"study {name!r} has no confirmation ({confirm!r} is not in {mask_url(config.storage)}); "
                         f"run `effnas confirm --study {name}` first")
     study = _load_study(storage, confirm, config)
     attrs = study.user_attrs
-    if attrs.get("kind") != "confirm" or "confirmed_baseline" not in attrs:
+    if attrs.get("kind") != catalog.CONFIRM or "confirmed_baseline" not in attrs:
         raise UserError(f"study {confirm!r} holds no confirmed baseline yet; run `effnas confirm --study {name}` "
                         "to the end")
     return Source(text=str(attrs["confirmed_baseline"]), label=f"study {name} confirmed baseline",

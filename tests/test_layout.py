@@ -121,3 +121,35 @@ def test_only_lifecycle_touches_private_attributes(name):
 def test_lifecycle_is_where_the_internals_are():
     source = MODULES[LIFECYCLE].read_text()
     assert "._storage" in source and "._trial_id" in source
+
+
+def external_imports(path: Path) -> set[str]:
+    """The top-level names of the third-party packages ``path`` imports anywhere in its source."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            out |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            out.add(node.module.split(".")[0])
+    return out
+
+
+ENGINE = sorted(n for n in MODULES if n.startswith("search.")
+                and n.split(".")[1] not in ("data", "training", "utils", "worker"))
+PIPELINE = sorted(n for n in MODULES if n.split(".")[:2] in (["search", "data"], ["search", "training"]))
+
+
+@pytest.mark.parametrize("name", PIPELINE)
+def test_the_data_pipeline_and_the_training_engine_never_import_optuna(name):
+    assert "optuna" not in external_imports(MODULES[name]), f"{name} imports optuna"
+
+
+@pytest.mark.parametrize("name", ENGINE)
+def test_the_trial_engine_never_imports_torch_but_in_the_worker(name):
+    assert "torch" not in external_imports(MODULES[name]), f"{name} imports torch"
+
+
+def test_the_seam_tests_see_the_packages():
+    assert "search.trial" in ENGINE and "search.executors.local" in ENGINE and "search.worker" not in ENGINE
+    assert "search.data.kinds" in PIPELINE and "search.training.loop" in PIPELINE
+    assert "torch" in external_imports(MODULES["search.worker"])

@@ -1,22 +1,38 @@
 """Where trials run. Every executor takes a TrialPlanner and drives it until the study is done.
 
 ``local`` trains in this process; ``ray`` ships each TrialSpec to a Ray Tune worker. The planner stays
-in the driver either way, so the study record is identical.
+in the driver either way, so the study record is identical. :data:`EXECUTORS` is the registry; each entry
+imports its module when it is made, so reading the names (``--help``, a study file's check) loads neither.
 """
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from search.executors.base import Executor
 from space.errors import UserError
 
+if TYPE_CHECKING:
+    from search.executors.base import Executor
+    from search.settings import ExecutorSettings
 
-def make_executor(name: str, **settings: Any) -> Executor:
-    """The executor called ``name``, configured by its own settings (each ignores the others')."""
+
+def _local() -> type[Executor]:
     from search.executors.local import LocalExecutor
+
+    return LocalExecutor
+
+
+def _ray() -> type[Executor]:
     from search.executors.ray import RayExecutor
 
-    executors = {"local": LocalExecutor, "ray": RayExecutor}
-    if name not in executors:
-        raise UserError(f"unknown executor {name!r}; available: {', '.join(executors)}")
-    return executors[name].from_settings(settings)
+    return RayExecutor
+
+
+EXECUTORS: dict[str, Callable[[], type[Executor]]] = {"local": _local, "ray": _ray}
+
+
+def make_executor(name: str, settings: ExecutorSettings) -> Executor:
+    """The executor called ``name``, configured by the executor settings (each reads its own)."""
+    if name not in EXECUTORS:
+        raise UserError(f"unknown executor {name!r}; available: {', '.join(EXECUTORS)}")
+    return EXECUTORS[name]().from_settings(settings)

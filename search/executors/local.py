@@ -14,11 +14,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from search import lifecycle
 from search.executors.base import FailureStreak, OnTrial
 from search.lifecycle import Heartbeat
+from search.settings import ExecutorSettings
 from search.trial import TrialPlanner
 from search.utils import devices, signals
 from search.worker import run_trial
@@ -37,9 +37,9 @@ class LocalExecutor:
     name: str = "local"
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any]) -> LocalExecutor:
-        return cls(max_failures=settings.get("max_failures", 5), workers=settings.get("workers", 1),
-                   devices=tuple(settings.get("devices") or ()), threads_per_worker=settings.get("threads_per_worker"))
+    def from_settings(cls, settings: ExecutorSettings) -> LocalExecutor:
+        return cls(max_failures=settings.max_failures, workers=settings.workers,
+                   devices=tuple(settings.worker_devices or ()), threads_per_worker=settings.threads_per_worker)
 
     def check(self) -> None:
         if self.workers > 1 and self.devices and any(d.startswith("cuda") for d in self.devices):

@@ -20,6 +20,7 @@ from search import record
 from search.executors.base import FailureStreak, OnTrial
 from search.lifecycle import HEARTBEAT_INTERVAL, Heartbeat
 from search.record import MEASURED
+from search.settings import ExecutorSettings
 from search.trial import Candidate, TrialPlanner, TrialSpec
 from search.worker import run_trial
 from space.errors import UserError
@@ -205,9 +206,10 @@ class RayExecutor:
     name: str = "ray"
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any]) -> RayExecutor:
-        names = ("address", "gpus_per_trial", "cpus_per_trial", "max_concurrent", "max_failures")
-        return cls(**{k: settings[k] for k in names if k in settings})
+    def from_settings(cls, settings: ExecutorSettings) -> RayExecutor:
+        return cls(address=settings.address, gpus_per_trial=settings.gpus_per_trial,
+                   cpus_per_trial=settings.cpus_per_trial, max_concurrent=settings.max_concurrent,
+                   max_failures=settings.max_failures)
 
     def check(self) -> None:
         """A cluster named by --address must answer before anything is written."""

@@ -7,7 +7,7 @@ weights only; stochastic depth and dropout live in the model. On CUDA: bf16 auto
 everywhere (oneDNN's depthwise convolutions run 2-3x faster so on CPU; channels_last_3d for volumes on
 CPU). On CPU the same seed gives the same result. Nothing waits for the GPU inside an epoch but a read of
 the "loss not finite" flag every NAN_CHECK_EVERY steps; evaluation sums on the device. A dataset kept on the
-host (streamed, or too large for the GPU) is read ahead by reader threads (:mod:`search.readahead`).
+host (streamed, or too large for the GPU) is read ahead by reader threads (:mod:`search.data.readahead`).
 """
 from __future__ import annotations
 

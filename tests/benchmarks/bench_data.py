@@ -3,7 +3,7 @@
 entry, streamed from it), first load and cached load; each load runs in a fresh process and reports its wall time,
 its peak RSS and the private (anonymous) memory it holds once loaded -- the part that cannot be paged out.
 
-Then the streamed set's batches read ahead by reader threads (search/readahead.py) against read in the training
+Then the streamed set's batches read ahead by reader threads (search/data/readahead.py) against read in the training
 thread: the training thread's wait for one epoch's batches with a 10 ms device step between them, with the cache
 file's pages dropped (cold: read from the disk) and kept (warm); and a real CPU training epoch of the search
 space's smallest network (one torch thread) read both ways, the median of three fresh processes each.

@@ -1,9 +1,9 @@
 """Training throughput of effnas's EfficientNet-B0 against timm's efficientnet_b0 (and torchvision's when it
-imports) in the same loop -- effnas train's own epoch (search/train.py: AdamW, label smoothing, channels_last,
+imports) in the same loop -- effnas train's own epoch (search/training/loop.py: AdamW, label smoothing, channels_last,
 bf16 autocast on CUDA) on synthetic images resident on the device -- at 32 and 224 px; then the measured
 latency of both at batch 1 through the function behind ``effnas bench``.
 
-Imports only torch, models/, search/train.py (torch and numpy), search/bench.py and timm/torchvision, so it runs
+Imports only torch, models/, search/training/ (torch and numpy) and timm/torchvision, so it runs
 on a GPU machine without optuna, ray or plotly:  python -m tests.benchmarks.bench_train [cpu|cuda]
 """
 from __future__ import annotations

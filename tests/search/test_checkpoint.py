@@ -8,7 +8,7 @@ import torch
 
 from models import build
 from search.settings import TrainSettings
-from search.training import checkpoint
+from search.training import checkpoint, inference
 from search.training.optim import make_optimizer
 from space.arch import ArchSpec
 from space.errors import UserError
@@ -77,10 +77,10 @@ def test_a_crash_while_writing_leaves_the_previous_checkpoint(tmp_path, monkeypa
 
 def test_checkpoint_of_names_what_it_needs(tmp_path):
     with pytest.raises(UserError, match="neither a training run folder"):
-        checkpoint.checkpoint_of(str(tmp_path))
+        inference.checkpoint_of(str(tmp_path))
     (tmp_path / checkpoint.CONFIG).write_text("{}")
     with pytest.raises(UserError, match="no checkpoint yet"):
-        checkpoint.checkpoint_of(str(tmp_path))
+        inference.checkpoint_of(str(tmp_path))
 
 
 def test_a_corrupt_weights_file_is_a_user_error(tmp_path):
