@@ -8,13 +8,14 @@ of its best, ``confirm``). A study's kind is its ``kind`` attribute, written las
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-import optuna
+from typing import TYPE_CHECKING, Any
 
 from search import record, selection
 from search.record import TrialRecord
 from space.errors import UserError
+
+if TYPE_CHECKING:
+    import optuna
 
 NAS, SCALING, FAMILY, CONFIRM = "nas", "scaling", "family", "confirm"
 SUFFIXES = {SCALING: "-scaling", FAMILY: "-family", CONFIRM: "-confirm"}
@@ -52,6 +53,8 @@ def write_record(study: optuna.Study, attrs: dict[str, Any], *,
 
 def get(storage: Any, name: str) -> optuna.Study | None:
     """The study ``name`` of ``storage``, or None where it holds none of that name."""
+    import optuna
+
     try:
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
@@ -59,16 +62,19 @@ def get(storage: Any, name: str) -> optuna.Study | None:
 
 
 def present(storage: Any) -> set[str]:
+    """The names of the studies ``storage`` holds."""
+    import optuna
+
     return set(optuna.get_all_study_names(storage))
 
 
 def find(storage: Any, name: str, kind: str) -> optuna.Study | None:
     """A study of ``kind``: ``name`` itself, or the companion of the NAS study ``name``."""
     names = present(storage)
-    for candidate in dict.fromkeys((name, companion(name, kind))):
+    for candidate in (name, companion(name, kind)):
         if candidate in names:
-            study = optuna.load_study(study_name=candidate, storage=storage)
-            if kind_of(study) == kind:
+            study = get(storage, candidate)
+            if study is not None and kind_of(study) == kind:
                 return study
     return None
 
