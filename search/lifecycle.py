@@ -20,7 +20,7 @@ from search.utils.processes import pid_alive
 
 HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
 GRACE_PERIOD = 60  # a trial silent this long belongs to a dead worker
-REQUEUE_KEEPS = ("role", "triple")  # what a trial is part of survives its retry
+REQUEUE_KEEPS = ("role", "triple", "seed")  # what a trial is part of, and the seed it trains with, survive its retry
 
 
 def worker_id() -> str:

@@ -20,6 +20,7 @@ from search.halving import Rungs
 from search.selection import mnas_reward
 from search.settings import TrainSettings
 from space.arch import ArchSpec
+from space.checks import is_int
 from space.cost import Cost, activations, cost
 from space.errors import SearchError
 from space.searchspace import SearchSpace
@@ -92,9 +93,9 @@ class TrialTemplate:
     train: TrainSettings
     rungs: Rungs | None = None  # successive halving; None: every trial trains train.epochs
 
-    def spec(self, *, number: int, arch: ArchSpec, resolution: int) -> TrialSpec:
+    def spec(self, *, number: int, arch: ArchSpec, resolution: int, seed: int) -> TrialSpec:
         return TrialSpec(number=number, arch=str(arch), resolution=resolution, dataset=self.dataset,
-                         num_classes=self.num_classes, split_seed=self.seed, seed=trial_seed(self.seed, number),
+                         num_classes=self.num_classes, split_seed=self.seed, seed=seed,
                          train=self.train, judge_at=self.rungs.judged_at() if self.rungs else ())
 
 
@@ -176,7 +177,8 @@ class TrialPlanner:
             with lifecycle.params_in_one_transaction(trial):
                 proposal = self.propose(trial)
             c = cost(proposal.arch, proposal.resolution, num_classes=self.template.num_classes)
-            self._record_arch(trial, proposal, c)
+            seed = self._seed(trial)
+            self._record_arch(trial, proposal, c, seed)
             problems = self.budget.violations(proposal.arch, proposal.resolution, c)
             if problems:
                 record.write(trial, {"infeasible": "; ".join(problems)})
@@ -190,7 +192,8 @@ class TrialPlanner:
                 record.write(trial, {"error": "surplus: other workers already run the remaining trials"})
                 self.study.tell(trial, state=TrialState.FAIL)
                 return None
-            spec = self.template.spec(number=trial.number, arch=proposal.arch, resolution=proposal.resolution)
+            spec = self.template.spec(number=trial.number, arch=proposal.arch, resolution=proposal.resolution,
+                                      seed=seed)
             latency = None
             if self.latency_of is not None:
                 latency = self.latency_of(proposal.arch, proposal.resolution, self.template.num_classes)
@@ -233,13 +236,21 @@ class TrialPlanner:
         ahead = [t for t in self._trials() if t.state == TrialState.COMPLETE or t.number < trial.number]
         return len(ahead) >= self.n_trials
 
-    def _record_arch(self, trial: optuna.Trial, proposal: Proposal, c: Cost) -> None:
+    def _seed(self, trial: optuna.Trial) -> int:
+        """The training seed: a retry's is the seed of the trial it retries (queued with it), so a resumed study
+        trains what an uninterrupted one would; any other trial's comes from its number."""
+        inherited = trial.user_attrs.get("seed") if "retry_of" in trial.user_attrs else None
+        if is_int(inherited) and 0 <= inherited < 2**31 - 1:
+            return inherited
+        return trial_seed(self.template.seed, trial.number)
+
+    def _record_arch(self, trial: optuna.Trial, proposal: Proposal, c: Cost, seed: int) -> None:
         t = self.template
         record.write(trial, {
             "arch": str(proposal.arch), "params": c.params, "macs": c.macs, "resolution": proposal.resolution,
             "dims": proposal.arch.dims,
             "epochs": t.train.epochs, "dataset": t.dataset, "num_classes": t.num_classes,
-            "seed": trial_seed(t.seed, trial.number), "settings": json.dumps(t.train.to_dict(), sort_keys=True),
+            "seed": seed, "settings": json.dumps(t.train.to_dict(), sort_keys=True),
             **proposal.attrs,
         })
 

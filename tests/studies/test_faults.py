@@ -151,6 +151,10 @@ def test_ctrl_c_or_sigterm_fails_the_running_trial_and_resumes(tmp_path, signum,
     assert all(t.user_attrs["error"] == reason for t in failed)
     retried = {t.user_attrs.get("retry_of") for t in study.trials}
     assert {t.number for t in failed} <= retried
+    by_number = {t.number: t for t in study.trials}
+    for retry in (t for t in study.trials if t.user_attrs.get("retry_of") is not None):
+        origin = by_number[retry.user_attrs["retry_of"]]  # a retry trains as the trial it retries would have
+        assert retry.params == origin.params and retry.user_attrs["seed"] == origin.user_attrs["seed"]
 
 
 def test_stale_heartbeat_of_another_host_is_failed_and_retried(tmp_path):
