@@ -265,14 +265,18 @@ def add_train(commands) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from search.training.distributed import launch, launched
+    import contextlib
+
+    from search.training import checkpoint
+    from search.training.distributed import holds_run_folder, launch, launched
     from studies.train import plan_train, train
 
     plan = plan_train(config_from_args(args), arch=args.arch, from_study=args.from_study, trial=args.trial,
                       resume=args.resume)
-    if plan.devices > 1 and not launched():
-        return launch(plan.devices, args.argv)
-    result = train(plan)
+    with checkpoint.held(plan.folder) if holds_run_folder() else contextlib.nullcontext():
+        if plan.devices > 1 and not launched():
+            return launch(plan.devices, args.argv)
+        result = train(plan)
     if not result:  # a rank other than 0
         return 0
     parts = [f"{result['label']}: {result['epochs']} epoch(s), validation accuracy {result['val_accuracy']:.4f}"]

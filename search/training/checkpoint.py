@@ -20,11 +20,14 @@ from JSON, and the JSON is checked where it is read (:func:`read_config`, :func:
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -278,6 +281,29 @@ def run_folders(root: Path) -> list[Path]:
     """The run folders under ``root`` (each holds a config.json), by name."""
     root = Path(root)
     return sorted(p for p in root.iterdir() if (p / CONFIG).is_file()) if root.is_dir() else []
+
+
+@contextlib.contextmanager
+def held(folder: Path) -> Iterator[None]:
+    """The run folder (made if new) held for this process alone while the block runs: a second ``effnas train``
+    into it is refused, not let in to interleave its checkpoints with this one's. The hold is an advisory lock
+    on the folder itself, which the kernel drops when the process ends, however it ends, so a killed run leaves
+    no lock file and nothing to clean up."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise UserError(f"run folder {str(folder)!r} cannot be opened: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"run folder {str(folder)!r} is in use by another `effnas train` (still running); wait "
+                            "for it to end, or give --name NAME for another run") from None
+        yield
+    finally:
+        os.close(handle)
 
 
 def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], path: Path) -> None:

@@ -52,6 +52,22 @@ class Ranks:
             torch.distributed.destroy_process_group()
 
 
+HELD_BY_LAUNCHER = "EFFNAS_RUN_HELD"  # set for the ranks that :func:`launch` starts
+
+
+def holds_run_folder() -> bool:
+    """Whether this process is the one that holds the run folder (:func:`search.training.checkpoint.held`): a
+    process on its own, or the launcher of its ranks; under another launcher (a user's torchrun, Ray Train),
+    rank 0."""
+    if os.environ.get(HELD_BY_LAUNCHER):
+        return False
+    if not launched():
+        return True
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank() == 0
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def launched() -> bool:
     """True in a process that torchrun (or Ray Train) started as one of several."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 or (torch.distributed.is_available()
@@ -90,6 +106,7 @@ def launch(count: int, argv: list[str]) -> int:
 
     if "OMP_NUM_THREADS" not in os.environ:  # torchrun would set 1 and warn; share the cores instead
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // count))
+    os.environ[HELD_BY_LAUNCHER] = "1"  # the launcher holds the run folder for its ranks
     args = get_args_parser().parse_args(["--standalone", f"--nproc-per-node={count}", "--module", "studies.cli",
                                          *argv])
     try:

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from search.training import checkpoint
 from studies.cli import main
-from tests.clirun import ROOT, effnas
+from tests.clirun import ROOT, assert_user_error, effnas
 from tests.conftest import ONE_THREAD, RUN, TINY
 
 STATE_FILES = (checkpoint.WEIGHTS, checkpoint.EMA_WEIGHTS, checkpoint.OPTIMIZER)
@@ -184,3 +184,42 @@ def test_a_folder_with_another_run_is_refused(trained_run, capsys):
     assert main(["train", TINY, *RUN, "--epochs", "3", "--out", str(trained_run.parent), "--name", "tiny"]) == 2
     message = capsys.readouterr().err
     assert "another ema_decay, epochs, test;" in message and "--resume" in message
+
+
+def _locked(folder) -> bool:
+    """Whether a process holds ``folder`` (tried without waiting, and let go at once)."""
+    import fcntl
+
+    try:
+        handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(handle)
+
+
+def test_a_second_train_into_a_running_runs_folder_is_refused(tmp_path):
+    """Two `effnas train --name same` at once: the second is refused in one line while the first runs, and writes
+    nothing; the first ends as if alone."""
+    args = ["train", TINY, *RUN, "--epochs", "3", "--out", str(tmp_path), "--name", "same"]
+    first = subprocess.Popen([sys.executable, "-m", "studies.cli", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT),
+                                                                     **ONE_THREAD})
+    try:
+        deadline = time.time() + 120
+        while not _locked(tmp_path / "same") and time.time() < deadline and first.poll() is None:
+            time.sleep(0.05)
+        assert _locked(tmp_path / "same"), "the first run never held its folder"
+        second = effnas(*args, env=ONE_THREAD)
+        assert_user_error(second, "is in use by another `effnas train`")
+        out, err = first.communicate(timeout=300)
+    finally:
+        first.kill()
+    assert first.returncode == 0, err
+    assert [row["epoch"] for row in checkpoint.read_run(tmp_path / "same").metrics] == [1, 2, 3]
+    assert not _locked(tmp_path / "same")  # the kernel let go with the process
