@@ -1,6 +1,7 @@
 """Opening Optuna storages safely and masking their credentials."""
 from __future__ import annotations
 
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ def check_storage_url(url: str, *, write: bool, create_default_dir: bool = False
             raise UserError(f"storage {url!r}: a journal storage is journal:FILE")
         if path.is_dir():
             raise UserError(f"storage {url!r} names a directory; a journal storage is journal:FILE")
+        check_plain_file(path, url)
         if not path.parent.is_dir():
             raise UserError(f"storage {url!r}: directory {str(path.parent)!r} does not exist")
         if path.is_file() and path.stat().st_size:
@@ -79,10 +81,12 @@ def check_storage_url(url: str, *, write: bool, create_default_dir: bool = False
         raise UserError(f"unusable storage URL {url!r}; a SQLite storage is sqlite:///FILE")
     if path is None:
         return
-    if str(path) in ("", ":memory:"):
-        raise UserError(f"storage {url!r} is not a file: a study must outlive the process")
+    if str(path) in ("", ":memory:") or _sqlite_uri(url):
+        raise UserError(f"storage {url!r} is not a file: a study must outlive the process (effnas opens "
+                        "sqlite:///FILE, not SQLite URI options such as uri=true or mode=memory)")
     if path.is_dir():
         raise UserError(f"storage {url!r} names a directory")
+    check_plain_file(path, url)
     if path.parent.exists() and not path.parent.is_dir():
         raise UserError(f"storage {url!r}: {str(path.parent)!r} exists and is not a directory")
     if not path.parent.is_dir() and not create_default_dir:
@@ -91,6 +95,32 @@ def check_storage_url(url: str, *, write: bool, create_default_dir: bool = False
         check_sqlite_file(path, url)
     if write:
         check_writable(path, what="storage")
+
+
+def _sqlite_uri(url: str) -> bool:
+    """Whether a SQLite URL asks for SQLite's URI file names (``?uri=true``): then its path and options (say
+    ``file:x?mode=memory``) open something other than the file it names, such as a database gone at exit."""
+    from urllib.parse import parse_qsl
+
+    query = url.partition("?")[2]
+    return any(key.lower() in ("uri", "mode", "vfs") for key, _ in parse_qsl(query, keep_blank_values=True))
+
+
+def check_plain_file(path: Path, url: str) -> None:
+    """A storage file is a regular file or a name not yet taken: never a device, a FIFO or a socket (where a
+    database would hang, fail at fsync, or leave its ``-journal`` file among the devices), nor a link to
+    nothing (which SQLite would follow to make a file elsewhere)."""
+    if path.is_symlink() and not path.exists():
+        raise UserError(f"storage {url!r} is a symbolic link to nothing; give the file itself")
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise UserError(f"storage {url!r} cannot be read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
+        raise UserError(f"storage {url!r} is not a regular file (a device, FIFO or socket); a study is kept in a "
+                        "file")
 
 
 def check_journal_file(path: Path, url: str) -> None:

@@ -18,12 +18,29 @@ TINY = "stem_c8 ds_r1_k3_s1_c8 ir_r1_k3_s2_e3_c16 head_c32"
 FAST = ["--epochs", "1", "--resolution", "8", "--base", TINY]
 
 
-def snapshot(folder: Path) -> dict[str, bytes | None]:
-    """Every file's bytes and every folder under ``folder`` (None for a folder)."""
-    found: dict[str, bytes | None] = {}
+def snapshot(folder: Path) -> dict[str, bytes | str | None]:
+    """Every file's bytes and every folder under ``folder`` (None for a folder); a link, FIFO or device by what
+    it is (reading a FIFO would wait for a writer)."""
+    found: dict[str, bytes | str | None] = {}
     for path in sorted(folder.rglob("*")):
-        found[str(path.relative_to(folder))] = None if path.is_dir() else path.read_bytes()
+        if path.is_symlink():
+            value: bytes | str | None = f"link to {os.readlink(path)}"
+        elif path.is_dir():
+            value = None
+        elif path.is_file():
+            value = path.read_bytes()
+        else:
+            value = f"special file, mode {path.lstat().st_mode:o}"
+        found[str(path.relative_to(folder))] = value
     return found
+
+
+def fifo(name: str):
+    return lambda folder: os.mkfifo(folder / name)
+
+
+def link(name: str, target: str):
+    return lambda folder: os.symlink(target, folder / name)
 
 
 def can_mount_read_only() -> bool:
@@ -117,6 +134,17 @@ CASES = [
     ("one rung", ["search", "--rungs", "5"], None, "two rungs"),
     ("a rung of 1e9 epochs", ["search", "--rungs", "1,1000000000"], None, "rungs"),
     ("kernel [[3]]", ["search", "--config", "study.toml"], study_file("[space]\nkernel = [[3]]\n"), "numbers"),
+    ("journal:/dev/null", ["search", "--storage", "journal:/dev/null", *FAST], None, "not a regular file"),
+    ("journal:/dev/full", ["search", "--storage", "journal:/dev/full", *FAST], None, "not a regular file"),
+    ("journal on a FIFO", ["search", "--storage", "journal:j.fifo", *FAST], fifo("j.fifo"), "not a regular file"),
+    ("report of a journal FIFO", ["report", "--storage", "journal:j.fifo"], fifo("j.fifo"), "not a regular file"),
+    ("SQLite file linked to a device", ["search", "--storage", "sqlite:///s.db", *FAST], link("s.db", "/dev/null"),
+     "not a regular file"),
+    ("SQLite on a FIFO", ["report", "--storage", "sqlite:///s.db"], fifo("s.db"), "not a regular file"),
+    ("SQLite link to nothing", ["search", "--storage", "sqlite:///s.db", *FAST], link("s.db", "gone/none.db"),
+     "link to nothing"),
+    ("SQLite in-memory URI", ["search", "--storage", "sqlite:///file:mem?mode=memory&uri=true", *FAST], None,
+     "outlive the process"),
 ]
 
 
