@@ -25,8 +25,10 @@ from search.utils.files import check_writable, temporary_beside, write_atomic
 from space import presets
 from space.errors import SearchError, UserError
 from studies.config import EXPORT_FORMATS
+from studies.outputs import check_output
 
 ONNX_TOLERANCE = 1e-4
+TIMM_FILES = ("model.safetensors", "recipe.json")
 
 
 def output_path(trained: Trained, fmt: str, out: str | None) -> Path:
@@ -47,12 +49,20 @@ def output_path(trained: Trained, fmt: str, out: str | None) -> Path:
     if resolved.is_relative_to(own) and not resolved.is_relative_to(own / "export"):
         raise UserError(f"--out {str(path)!r} is inside the run folder {str(run)!r}, among the files it was "
                         f"exported from; give a path outside it (or leave --out out: {str(default)!r})")
+    written = [path / name for name in TIMM_FILES] if fmt == "timm" else [path, sidecar(path)]
+    for each in (path, *written):
+        check_output(each, flag="--out", exports_of=run)
     if out is not None and not path.parent.is_dir():
         raise UserError(f"--out {out!r}: directory {str(path.parent)!r} does not exist")
     if fmt == "pt2" and path.suffix != ".pt2":
         raise UserError(f"--out {str(path)!r}: a pt2 export's name must end in .pt2")
     check_writable(path, what="--out", directory=fmt == "timm")
     return path
+
+
+def sidecar(path: Path) -> Path:
+    """The JSON beside an ONNX or pt2 export: what its input needs."""
+    return path.with_name(path.name + ".json")
 
 
 def _check_existing(path: Path, fmt: str) -> None:
@@ -82,7 +92,7 @@ def export(text: str, *, fmt: str, out: str | None = None, batch: int = 8) -> di
     else:
         _timm(trained, path)
         return result
-    checkpoint.write_json(path.with_name(path.name + ".json"), _inputs(trained))
+    checkpoint.write_json(sidecar(path), _inputs(trained))
     return result
 
 
@@ -184,5 +194,6 @@ def _timm(trained: Trained, folder: Path) -> None:
     values = {**timm_compat.recipe(arch, num_classes=int(trained.config["num_classes"])), **_inputs(trained)}
     weights = timm_compat.state_dict(trained.model.state_dict(), arch)
     folder.mkdir(exist_ok=True)
-    write_atomic(folder / "model.safetensors", checkpoint.to_bytes(weights, {"format": "pt"}))
-    write_atomic(folder / "recipe.json", json.dumps(values, indent=2) + "\n")
+    weights_file, recipe_file = (folder / name for name in TIMM_FILES)
+    write_atomic(weights_file, checkpoint.to_bytes(weights, {"format": "pt"}))
+    write_atomic(recipe_file, json.dumps(values, indent=2) + "\n")

@@ -11,6 +11,7 @@ import pandas as pd
 from search.training.checkpoint import run_folders
 from search.utils.files import check_writable, write_atomic
 from space.errors import UserError
+from studies.outputs import check_output, storage_file
 from studies.storage import mask_url, open_storage
 
 EXPORT_SUFFIXES = (".csv", ".parquet")
@@ -23,6 +24,8 @@ def run_report(*, storage_url: str, names: list[str] | None, out: str, export: s
     checked first, so nothing is written on a bad one. Without any training run the storage must hold a study."""
     out_dir = Path(out)
     check_writable(out_dir, what="--out", directory=True)
+    read = [(storage_file(storage_url), "the storage")]
+    check_output(out_dir, flag="--out", inputs=read)
     if export is not None:
         suffix = Path(export).suffix.lower()
         if suffix not in EXPORT_SUFFIXES:
@@ -30,6 +33,7 @@ def run_report(*, storage_url: str, names: list[str] | None, out: str, export: s
         if not Path(export).parent.resolve().is_dir():
             raise UserError(f"--export {export!r}: directory {str(Path(export).parent)!r} does not exist")
         check_writable(Path(export), what="--export")
+        check_output(Path(export), flag="--export", inputs=read)
     run_dirs = run_folders(Path(runs))
     try:
         storage = open_storage(storage_url, write=False)

@@ -31,6 +31,7 @@ from space.errors import UserError
 from space.references import ResNetSpec
 from studies import __version__
 from studies.config import FIELD_BY_NAME, StudyConfig, load_config
+from studies.outputs import check_outside_cache, resolved, run_folder_of
 from studies.progress import EpochProgress
 from studies.storage import mask_url, open_storage
 
@@ -195,6 +196,7 @@ def _check(config: StudyConfig, source: Source, folder: Path) -> Plan:
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{str(folder)!r} exists and is not a directory")
     check_writable(folder, what="run folder", directory=True)
+    _check_home(folder)
     identity = _identity(config, spec, source)
     if (folder / checkpoint.CONFIG).is_file():
         saved = checkpoint.read_config(folder)
@@ -205,6 +207,16 @@ def _check(config: StudyConfig, source: Source, folder: Path) -> Plan:
     elif folder.is_dir() and any(folder.iterdir()):
         raise UserError(f"{str(folder)!r} exists and is not a training run; give --name NAME")
     return Plan(config=config, spec=spec, source=source, folder=folder, device=device, identity=identity)
+
+
+def _check_home(folder: Path) -> None:
+    """A run folder of its own: not inside another run's folder, nor in the image cache."""
+    target = resolved(folder)
+    outer = run_folder_of(target.parent)
+    if outer is not None:
+        raise UserError(f"run folder {str(folder)!r} would be inside the training run {str(outer)!r}, among its "
+                        "files; give --out a folder of runs (default runs/train)")
+    check_outside_cache(target, flag="run folder", shown=str(folder))
 
 
 def check_name_lengths(folder: Path) -> None:
