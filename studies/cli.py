@@ -304,12 +304,15 @@ def run_predict(args: argparse.Namespace) -> int:
     from studies.predict import predict
 
     rows = predict(args.checkpoint, args.images, top_k=args.top_k)
-    if args.json:
-        print(json.dumps(rows, indent=2))
+    if args.json:  # json.dumps(list(rows), indent=2), written a row at a time
+        for index, row in enumerate(rows):
+            body = "\n".join("  " + line for line in json.dumps(row, indent=2).splitlines())
+            print(("[\n" if index == 0 else ",\n") + body, end="", flush=True)
+        print("\n]")
         return 0
     for row in rows:
         ranked = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in row["top"])
-        print(f"{row['image']}: {ranked}")
+        print(f"{row['image']}: {ranked}", flush=True)
     return 0
 
 

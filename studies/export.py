@@ -20,7 +20,7 @@ import torch
 
 from models import timm_compat
 from search.training import checkpoint
-from search.training.inference import Trained, load_trained
+from search.training.inference import Trained, check_finite_output, load_trained
 from search.utils.files import check_writable, temporary_beside, write_atomic
 from space import presets
 from space.errors import SearchError, UserError
@@ -161,8 +161,11 @@ def _onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> float:
         error = 0.0
         for inputs in (example, example[:1]):
             with torch.no_grad():
-                expected = model(inputs).numpy()
+                expected = model(inputs)
+            check_finite_output(expected, "the run's network")
             got = session.run(["logits"], {"images": inputs.numpy()})[0]
+            check_finite_output(torch.from_numpy(got), "the ONNX export (under onnxruntime)")
+            expected = expected.numpy()
             error = max(error, float(abs(got - expected).max()))
         if error > ONNX_TOLERANCE:
             raise SearchError(f"the ONNX export differs from torch by {error:.2e} on the run's images (> "
@@ -181,7 +184,10 @@ def _pt2(model: torch.nn.Module, example: torch.Tensor, path: Path) -> float:
     try:
         torch.export.save(program, str(temporary))
         with torch.no_grad():
-            error = float((program.module()(example) - model(example)).abs().max())
+            expected, got = model(example), program.module()(example)
+        check_finite_output(expected, "the run's network")
+        check_finite_output(got, "the torch.export program")
+        error = float((got - expected).abs().max())
         os.replace(temporary, path)
         return error
     finally:

@@ -45,8 +45,26 @@ def inference_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
     config = read_config(path.parent.parent)
     if (path / EMA_WEIGHTS).exists():
         ema = read_tensors(path / EMA_WEIGHTS)
-        return {k[len(EMA_PREFIX):]: v for k, v in ema.items() if k.startswith(EMA_PREFIX)}, config, "ema"
-    return read_tensors(path / WEIGHTS), config, "model"
+        weights = {k[len(EMA_PREFIX):]: v for k, v in ema.items() if k.startswith(EMA_PREFIX)}
+        return check_finite(weights, path / EMA_WEIGHTS), config, "ema"
+    return check_finite(read_tensors(path / WEIGHTS), path / WEIGHTS), config, "model"
+
+
+def check_finite(weights: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """``weights`` when every floating-point tensor is finite; a NaN or inf (a diverged run, a damaged file) is
+    refused with the file's and the tensor's name."""
+    for name, tensor in weights.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise UserError(f"{str(path)!r} holds non-finite weights (NaN or inf in {name!r}): the run diverged "
+                            "or the file is damaged")
+    return weights
+
+
+def check_finite_output(output: torch.Tensor, what: str) -> None:
+    """An output a user would read (logits, an export's check) must be finite."""
+    if not bool(torch.isfinite(output).all()):
+        raise UserError(f"{what} gives non-finite outputs (NaN or inf): its weights or batch-norm statistics are "
+                        "broken")
 
 
 @dataclass

@@ -90,11 +90,14 @@ def measure_latency(model: nn.Module, *, resolution: int, device: torch.device, 
             if cuda:
                 torch.cuda.synchronize(device)
             start = time.perf_counter()
-            model(x)
+            output = model(x)
             if cuda:
                 torch.cuda.synchronize(device)
             if index >= warmup:
                 times.append(time.perf_counter() - start)
+    if not bool(torch.isfinite(output).all()):
+        raise UserError(f"the network gives non-finite outputs (NaN or inf) in {dtype}: a latency of a broken "
+                        "network is no measurement (its weights or batch-norm statistics, or the dtype's range)")
     times.sort()
     median = statistics.median(times)
     p90 = times[max(0, math.ceil(0.9 * len(times)) - 1)]

@@ -122,3 +122,86 @@ def test_bench_reports_what_it_measured(trained_run, capsys):
     assert result["images_per_second"] == pytest.approx(1000 / result["median_ms"])
     assert main(["bench", TINY, "--resolution", "32", "--batch", "4"]) == 0
     assert "batch 4 at 32px" in capsys.readouterr().out
+
+
+def test_predict_json_streams_the_same_array_json_dumps_writes(trained_run, digit_pngs, capsys):
+    from studies.predict import predict
+
+    images = sorted(str(p) for p in digit_pngs.rglob("*.png"))[:3]
+    assert main(["predict", str(trained_run), *images, "--top-k", "2", "--json"]) == 0
+    assert capsys.readouterr().out == json.dumps(list(predict(str(trained_run), images, top_k=2)), indent=2) + "\n"
+
+
+def test_predict_runs_in_bounded_batches_with_the_rows_of_one_batch(trained_run, digit_pngs, monkeypatch):
+    """However many images, the network sees at most a batch of them at once, and each row is what one batch
+    of all the images gives."""
+    import studies.predict as predict_module
+    from space import presets
+
+    images = sorted(str(p) for p in digit_pngs.rglob("*.png"))
+    whole = list(predict_module.predict(str(trained_run), images, top_k=3))
+    monkeypatch.setattr(predict_module, "MAX_BATCH", 4)
+    seen = []
+    original = load_trained
+
+    def watched(text):
+        trained = original(text)
+        trained.model.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[0]))
+        return trained
+
+    monkeypatch.setattr(predict_module, "load_trained", watched)
+    rows = list(predict_module.predict(str(trained_run), images, top_k=3))
+    assert max(seen) == 4 and sum(seen) == len(images) == 30
+    for row, reference in zip(rows, whole, strict=True):
+        assert row["image"] == reference["image"]
+        assert [t["class"] for t in row["top"]] == [t["class"] for t in reference["top"]]
+        assert [t["probability"] for t in row["top"]] == pytest.approx([t["probability"] for t in reference["top"]],
+                                                                      abs=1e-5)
+    from space.cost import inference_activations
+
+    big = type("T", (), {"config": {"network": "efficientnet-b7", "num_classes": 1000}, "resolution": 600})()
+    per_image = 4 * inference_activations(presets.network("efficientnet-b7"), 600)
+    assert 1 <= predict_module.batch_size(big) <= predict_module.BATCH_BYTES // per_image < 4  # B7 at 600 px
+
+
+def _broken(trained_run, tmp_path, how: str):
+    """A copy of the run whose inference weights hold a NaN, or whose batch-norm variances are negative (finite
+    weights, NaN outputs)."""
+    import shutil
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    run = tmp_path / f"run-{how}"
+    shutil.copytree(trained_run, run)
+    for path in run.glob("checkpoints/*/*.safetensors"):
+        if path.name == "optimizer.safetensors":
+            continue
+        with safe_open(str(path), "pt") as handle:
+            metadata = handle.metadata()
+        tensors = load_file(path)
+        for name, tensor in tensors.items():
+            if how == "nan" and name.endswith("weight"):
+                tensor.view(-1)[0] = float("nan")
+            if how == "variance" and name.endswith("running_var"):
+                tensor.fill_(-1.0)
+        save_file(tensors, path, metadata=metadata)
+    return run
+
+
+@pytest.mark.parametrize("how, fragment", [("nan", "non-finite weights"), ("variance", "non-finite outputs")])
+@pytest.mark.parametrize("command", ["predict", "onnx", "pt2", "bench"])
+def test_a_network_with_non_finite_weights_or_outputs_is_an_error(trained_run, digit_pngs, tmp_path, capsys, how,
+                                                                  fragment, command):
+    run = _broken(trained_run, tmp_path, how)
+    out = tmp_path / "out"
+    out.mkdir()
+    image = str(sorted(digit_pngs.rglob("*.png"))[0])
+    args = {"predict": ["predict", str(run), image], "bench": ["bench", str(run)],
+            "onnx": ["export", str(run), "--format", "onnx", "--out", str(out / "m.onnx")],
+            "pt2": ["export", str(run), "--format", "pt2", "--out", str(out / "m.pt2")]}[command]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("effnas: error: ") and fragment in lines[0], captured.err
+    assert captured.out == "" and list(out.iterdir()) == []
