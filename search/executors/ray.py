@@ -7,9 +7,11 @@ in-process. Workers never touch the storage: a SQLite study works on a cluster t
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -26,6 +28,7 @@ from search.worker import run_trial
 from space.errors import UserError
 
 ERROR_KEY = "effnas_error"
+_RAY = {"started": False}  # this process's Ray was started or joined by an executor's check() or run()
 RUNG_KEYS = ("rung_epochs", "rung_value")  # an intermediate result: the accuracy where the trial is judged
 
 
@@ -180,6 +183,33 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
         raise UserError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Ray's C++ core writes a line to the process's stderr as it starts ("Set ray log level from environment
+    variable …"), past Python's sys.stderr: file descriptor 2 points at /dev/null meanwhile. Ray's errors still
+    come as exceptions."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def check_resources(nodes: list[dict[str, float]], *, cpus: float, gpus: float) -> None:
+    """Some node offers ``cpus`` CPUs and ``gpus`` GPUs at once (a trial runs on one node); else one line naming
+    what each kind of node offers."""
+    if any(node.get("CPU", 0) >= cpus and node.get("GPU", 0) >= gpus for node in nodes):
+        return
+    offers = sorted({(node.get("CPU", 0), node.get("GPU", 0)) for node in nodes}, reverse=True)
+    shown = "; ".join(f"{c:g} CPU(s) and {g:g} GPU(s)" for c, g in offers[:5]) or "no live node"
+    raise UserError(f"--cpus-per-trial {cpus:g} --gpus-per-trial {gpus:g}: no node of the Ray cluster offers that "
+                    f"(its {len(nodes)} node(s) offer: {shown}); a trial would wait forever")
+
+
 class _Stop:
     """Tune's stop condition: the trial reported, or the study is stopping (picklable for Tune's state)."""
 
@@ -212,29 +242,53 @@ class RayExecutor:
                    max_failures=settings.max_failures)
 
     def check(self) -> None:
-        """A cluster named by --address must answer before anything is written."""
+        """Before anything is written: a cluster named by --address must answer, and some node of the cluster
+        (of this machine, for a local instance) must offer what one trial asks for. Ray would wait forever for a
+        resource no node has. A local instance is started only where this machine's cores cannot tell (a GPU
+        asked for); one started or joined here is the one :meth:`run` uses."""
         if self.address:
             check_reachable(self.address)
+        elif self.gpus_per_trial == 0:
+            cores = os.cpu_count() or 1
+            if self.cpus_per_trial > cores:
+                raise UserError(f"--cpus-per-trial {self.cpus_per_trial:g}: no node of the Ray cluster offers it "
+                                f"(a local Ray instance has this machine's {cores} CPU(s))")
+            return
+        self._connect()
+        check_resources(self._nodes(), cpus=self.cpus_per_trial, gpus=self.gpus_per_trial)
 
-    def run(self, planner: TrialPlanner, *, on_trial: OnTrial, replicate: Any = None) -> None:
+    def _connect(self) -> None:
+        """Join the cluster at --address, or start a local Ray instance, unless this process is in one already."""
         import ray
-        from ray import tune
 
-        self.check()
         os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-        started_here = not ray.is_initialized()
-        if started_here:
-            try:
+        if ray.is_initialized():
+            return
+        try:
+            with _native_stderr_silenced():
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
                          logging_level="ERROR", configure_logging=True)
-            except Exception as exc:  # Ray raises many kinds here; each is a set-up problem for the user
-                reason = " ".join(str(exc).split())[:300]
-                where = f"join the Ray cluster at {self.address}" if self.address else "start a local Ray instance"
-                raise UserError(f"cannot {where}: {reason} (with token authentication, set RAY_AUTH_MODE=token as "
-                                "for any Ray driver; Ray processes left by a killed run: `ray stop --force`)") from None
+        except Exception as exc:  # Ray raises many kinds here; each is a set-up problem for the user
+            reason = " ".join(str(exc).split())[:300]
+            where = f"join the Ray cluster at {self.address}" if self.address else "start a local Ray instance"
+            raise UserError(f"cannot {where}: {reason} (with token authentication, set RAY_AUTH_MODE=token as "
+                            "for any Ray driver; Ray processes left by a killed run: `ray stop --force`)") from None
+        _RAY["started"] = True
+
+    @staticmethod
+    def _nodes() -> list[dict[str, float]]:
+        import ray
+
+        return [dict(node.get("Resources", {})) for node in ray.nodes() if node.get("Alive")]
+
+    def run(self, planner: TrialPlanner, *, on_trial: OnTrial, replicate: Any = None) -> None:
+        from ray import tune
+
+        self.check()
+        self._connect()
         failures = FailureStreak(self.max_failures)
         stop = threading.Event()
 
@@ -274,7 +328,10 @@ class RayExecutor:
         finally:
             stop.set()
             shutil.rmtree(results_dir, ignore_errors=True)
-            if started_here:
+            if _RAY["started"]:  # started or joined by effnas (here or in check()): left as found
+                import ray
+
                 ray.shutdown()
+                _RAY["started"] = False
         if failures.count >= failures.limit:
             raise failures.error()

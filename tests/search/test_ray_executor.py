@@ -75,6 +75,11 @@ def test_study_on_an_existing_head_with_address(tmp_path):
         assert result.returncode == 0, result.stderr[-3000:]
         assert len(attrs_of(url, "head")) == 2
         assert ray_processes(), "the head we joined must still be running: effnas only disconnects"
+        asks_gpu = effnas("search", "--executor", "ray", "--address", f"127.0.0.1:{port}", "--study", "gpu",
+                          "--storage", url, "--trials", "1", "--gpus-per-trial", "1", *FAST,
+                          env={"RAY_AUTH_MODE": "token"}, timeout=120)
+        assert_user_error(asks_gpu, "offer: 2 CPU(s) and 0 GPU(s)")
+        assert "gpu" not in optuna.get_all_study_names(url)
         check_a_3d_study(tmp_path, ["--address", f"127.0.0.1:{port}"], env={"RAY_AUTH_MODE": "token"})
     finally:
         subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120, env=env)
@@ -141,3 +146,33 @@ def test_a_killed_ray_worker_is_retried_and_recorded(tmp_path):
     crashed = [t for t in study.trials if t.user_attrs.get("crashes")]
     assert crashed and crashed[0].user_attrs["crash"]
     assert not ray_processes()
+
+
+def test_resources_no_node_offers_are_refused_before_anything_is_written(tmp_path):
+    """Ray would wait forever for a GPU (or more cores) than any node has; effnas refuses in one line, writes no
+    study, and leaves no Ray process behind."""
+    import torch
+
+    cases = [["--cpus-per-trial", "4096"]]
+    if not torch.cuda.is_available():
+        cases.append(["--gpus-per-trial", "1"])
+    for asks in cases:
+        result = effnas("search", "--executor", "ray", "--storage", f"sqlite:///{tmp_path}/s.db", "--trials", "1",
+                        *asks, *FAST, cwd=tmp_path, timeout=120)
+        assert_user_error(result, "no node of the Ray cluster offers")
+        assert list(tmp_path.iterdir()) == []
+    assert not ray_processes()
+
+
+def test_check_resources_wants_one_node_with_both():
+    from search.executors.ray import check_resources
+    from space.errors import UserError
+
+    nodes = [{"CPU": 8.0, "GPU": 0.0}, {"CPU": 1.0, "GPU": 1.0}]
+    check_resources(nodes, cpus=1, gpus=1)
+    check_resources(nodes, cpus=8, gpus=0)
+    check_resources(nodes, cpus=1, gpus=0.25)
+    with pytest.raises(UserError, match=r"offer: 8 CPU\(s\) and 0 GPU\(s\); 1 CPU\(s\) and 1 GPU\(s\)"):
+        check_resources(nodes, cpus=2, gpus=1)  # no single node has both
+    with pytest.raises(UserError, match="no live node"):
+        check_resources([], cpus=1, gpus=0)
