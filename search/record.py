@@ -72,6 +72,8 @@ class TrialRecord:
     eval_seconds: float | None = attr("measured", "validation time")
     images_per_second: float | None = attr("measured", "training throughput")
     device: str | None = attr("measured", "where the trial trained")
+    threads: int | None = attr("measured", "torch threads the trial trained with (search.utils.cores: the free "
+                                           "cores and the network's MACs, or --threads-per-worker)")
     reward: float | None = attr("measured", "MnasNet reward ACC x (MACs/T)^-0.07")
     rung_accuracy: str | None = attr("measured", "successive halving: epochs -> accuracy where judged, JSON")
     stopped_at: int | None = attr("measured", "successive halving: the rung (epochs) at which the trial stopped")

@@ -276,6 +276,8 @@ def run_train(args: argparse.Namespace) -> int:
     with checkpoint.held(plan.folder) if holds_run_folder() else contextlib.nullcontext():
         if plan.devices > 1 and not launched():
             return launch(plan.devices, args.argv)
+        if not launched():
+            choose_threads(plan)
         result = train(plan)
     if not result:  # a rank other than 0
         return 0
@@ -286,6 +288,24 @@ def run_train(args: argparse.Namespace) -> int:
         parts.append(f"test accuracy {result['test_accuracy']:.4f}")
     print(f"Trained {' '.join(parts)}; run folder {result['folder']}")
     return 0
+
+
+def choose_threads(plan) -> None:
+    """A lone CPU run's torch threads by the policy of search.utils.cores (the free cores, the network's MACs),
+    said on stderr; $OMP_NUM_THREADS, where set, is the user's choice and wins."""
+    import os
+
+    from search.utils import cores, devices
+    from space.cost import cost
+
+    if plan.device.type != "cpu" or os.environ.get("OMP_NUM_THREADS"):
+        return
+    meter = cores.CoreMeter()
+    macs, free = cost(plan.spec, plan.config.resolution).macs, meter.free()
+    threads = cores.threads_for(macs, free=free)
+    devices.set_threads(threads)
+    print(f"effnas: training with {threads} thread(s): {free:.1f} of {meter.cores} core(s) free of other "
+          f"processes, {macs / 1e6:.1f} M MACs per sample (OMP_NUM_THREADS=N fixes them)", file=sys.stderr)
 
 
 def add_predict(commands) -> None:

@@ -124,7 +124,8 @@ def drive(config: StudyConfig, planner: TrialPlanner, *, total: int, header: str
     recovered = planner.recover()
     if recovered:
         print(f"effnas: requeued trial(s) {', '.join(map(str, recovered))} left running by a dead worker", file=err)
-    print(f"effnas: {header}", file=err)
+    executor = make_executor(config.executor, config.execution)
+    print(f"effnas: {header}; {executor.threads_note()}", file=err)
     study = planner.study
     progress = Progress(total=total, done=len(planner.complete_trials()), stream=err)
 
@@ -138,8 +139,7 @@ def drive(config: StudyConfig, planner: TrialPlanner, *, total: int, header: str
                         best=(best.accuracy, best.macs) if best else None)
 
     try:
-        make_executor(config.executor, config.execution).run(planner, on_trial=on_trial,
-                                                                         replicate=replicate)
+        executor.run(planner, on_trial=on_trial, replicate=replicate)
     except KeyboardInterrupt as stop:
         lifecycle.release_own_trials(study, reason="terminated (SIGTERM)" if isinstance(stop, Terminated)
                                      else "interrupted")

@@ -17,6 +17,9 @@ class Executor(Protocol):
     def check(self) -> None:
         """Raise UserError for a setting that cannot work, before anything is written."""
 
+    def threads_note(self) -> str:
+        """How the trials' torch threads are chosen, for the study's header line."""
+
     def run(self, planner: TrialPlanner, *, on_trial: OnTrial, replicate: Any = None) -> None:
         """Drive ``planner`` until the study is done; ``replicate(device)`` makes a planner on the same study
         in another process, for executors that start their own workers."""

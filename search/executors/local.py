@@ -13,14 +13,15 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from search import lifecycle
 from search.executors.base import FailureStreak, OnTrial
 from search.lifecycle import Heartbeat
 from search.settings import ExecutorSettings
 from search.trial import TrialPlanner
-from search.utils import devices, signals
+from search.utils import cores, devices, signals
+from search.utils.cores import CoreMeter
 from search.worker import run_trial
 from space.errors import SearchError, UserError
 
@@ -32,9 +33,10 @@ class LocalExecutor:
     max_failures: int = 5
     workers: int = 1
     devices: tuple[str, ...] = ()  # round-robin over the workers; none: each trial's own --device
-    threads_per_worker: int | None = None  # torch threads of each worker; default: the cores shared out
+    threads_per_worker: int | None = None  # torch threads of each worker; default: chosen per trial (cores.py)
     poll_seconds: float = 2.0
     name: str = "local"
+    meter: CoreMeter = field(default_factory=CoreMeter, repr=False)
 
     @classmethod
     def from_settings(cls, settings: ExecutorSettings) -> LocalExecutor:
@@ -49,15 +51,26 @@ class LocalExecutor:
                 if device.startswith("cuda") and index >= count:
                     raise UserError(f"--devices {device}: this machine has {count} CUDA device(s)")
 
-    def threads(self) -> int:
-        return self.threads_per_worker or max(1, (os.cpu_count() or 1) // self.workers)
+    def thread_limit(self) -> int:
+        """Each worker's most threads: --threads-per-worker, else the usable cores shared out."""
+        return self.threads_per_worker or max(1, self.meter.cores // self.workers)
+
+    def threads_note(self) -> str:
+        if self.threads_per_worker:
+            return f"{self.threads_per_worker} thread(s) per worker (--threads-per-worker)"
+        return cores.policy_note(free=self.meter.free(), cores=self.meter.cores, limit=self.thread_limit())
+
+    def threads_for(self, macs: float) -> int:
+        """The threads a trial of ``macs`` MACs per sample trains with (and sets them)."""
+        threads = self.threads_per_worker or cores.threads_for(macs, free=self.meter.free(),
+                                                                limit=self.thread_limit())
+        devices.set_threads(threads)
+        return threads
 
     def run(self, planner: TrialPlanner, *, on_trial: OnTrial, replicate: PlannerFactory | None = None) -> None:
         if self.workers > 1 and replicate is not None:
             self._pool(planner, on_trial=on_trial, replicate=replicate)
         else:
-            if self.threads_per_worker:
-                devices.set_threads(self.threads_per_worker)
             self.loop(planner, on_trial=on_trial)
 
     def loop(self, planner: TrialPlanner, *, on_trial: OnTrial) -> None:
@@ -73,7 +86,9 @@ class LocalExecutor:
             try:
                 with Heartbeat(planner.study, lambda trial=candidate.trial: [trial]):
                     judge = (lambda epochs, accuracy, c=candidate: planner.judge(c, epochs, accuracy))
-                    result = run_trial(candidate.spec, judge=judge if candidate.spec.judge_at else None)
+                    threads = self.threads_for(candidate.cost.macs)
+                    result = {**run_trial(candidate.spec, judge=judge if candidate.spec.judge_at else None),
+                              "threads": threads}
             except Exception as exc:  # the trial fails, the study goes on
                 devices.release_cuda_memory()
                 planner.fail(candidate, exc)
@@ -90,7 +105,8 @@ class LocalExecutor:
         context = multiprocessing.get_context("spawn")
         turns = self.devices or ("",)
         processes = [context.Process(target=_worker_main, name=f"effnas-worker-{i}", daemon=False,
-                                     args=(replicate, turns[i % len(turns)], self.threads(), self.max_failures))
+                                     args=(replicate, turns[i % len(turns)], self.threads_per_worker,
+                                           self.thread_limit(), self.max_failures))
                      for i in range(self.workers)]
         for process in processes:
             process.start()
@@ -116,7 +132,7 @@ class LocalExecutor:
                               "resumes it")
 
 
-def _worker_main(replicate: PlannerFactory, device: str, threads: int, max_failures: int) -> None:
+def _worker_main(replicate: PlannerFactory, device: str, threads: int | None, limit: int, max_failures: int) -> None:
     """One worker process: the same loop as a lone ``effnas search``, on its own device and threads."""
     parent = os.getppid()
     try:
@@ -127,11 +143,12 @@ def _worker_main(replicate: PlannerFactory, device: str, threads: int, max_failu
         sys.exit(143)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and tells each worker
     signals.install(sigint=False)
-    devices.set_threads(threads)
     planner = None
     try:
         planner = replicate(device)
-        LocalExecutor(max_failures=max_failures).loop(planner, on_trial=lambda candidate, outcome: None)
+        executor = LocalExecutor(max_failures=max_failures, threads_per_worker=threads,
+                                 meter=CoreMeter(cores=limit))  # its share of the cores
+        executor.loop(planner, on_trial=lambda candidate, outcome: None)
     except KeyboardInterrupt:
         if planner is not None:
             lifecycle.release_own_trials(planner.study, reason="terminated (SIGTERM)")

@@ -40,20 +40,23 @@ def train_on_worker(config: dict[str, Any]) -> None:
     """
     from ray import tune
 
-    from search.utils import devices
+    from search.utils import cores, devices
+    from search.utils.cores import CoreMeter
 
     def report_rung(epochs: int, accuracy: float) -> bool:
         tune.report(dict(zip(RUNG_KEYS, (epochs, accuracy))))
         return True  # were it not to go on, Tune would not have returned from report
 
-    devices.set_threads(max(1, int(config["cpus"])))
+    limit = max(1, int(config["cpus"]))  # --cpus-per-trial: a ceiling; fewer for a small network or a busy node
+    threads = cores.threads_for(config["macs"], free=CoreMeter(cores=limit).free(), limit=limit)
+    devices.set_threads(threads)
     spec = TrialSpec.from_dict(config["spec"])
     try:
         result = run_trial(spec, judge=report_rung if spec.judge_at else None)
     except Exception as exc:  # a deterministic fault (NaN, bad image, OOM): recorded, not retried
         tune.report({ERROR_KEY: f"{type(exc).__name__}: {exc}"[:2000], "done": True})
         return
-    tune.report({**result, "done": True})
+    tune.report({**result, "threads": threads, "done": True})
 
 
 def _searcher_class():
@@ -75,7 +78,7 @@ def _searcher_class():
                 return Searcher.FINISHED if self.planner.done() and not self.live else None
             with self.lock:
                 self.live[trial_id] = candidate
-            return {"spec": candidate.spec.to_dict(), "cpus": self.cpus}
+            return {"spec": candidate.spec.to_dict(), "cpus": self.cpus, "macs": candidate.cost.macs}
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             with self.lock:
@@ -240,6 +243,10 @@ class RayExecutor:
         return cls(address=settings.address, gpus_per_trial=settings.gpus_per_trial,
                    cpus_per_trial=settings.cpus_per_trial, max_concurrent=settings.max_concurrent,
                    max_failures=settings.max_failures)
+
+    def threads_note(self) -> str:
+        return (f"each Ray trial at most {max(1, int(self.cpus_per_trial))} thread(s) (--cpus-per-trial), fewer "
+                "for a small network or a busy node")
 
     def check(self) -> None:
         """Before anything is written: a cluster named by --address must answer, and some node of the cluster

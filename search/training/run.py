@@ -120,7 +120,7 @@ def _train(plan: FullRun, ranks: distributed.Ranks, bar_for: BarFactory, err: Te
         loss, seconds = ranks.sum([stats.loss, stats.seconds])
         row.update(epoch=epoch + 1, train_loss=loss / ranks.world, lr=schedule.peak * _last_factor(schedule),
                    images_per_second=stats.images * ranks.world / max(seconds / ranks.world, 1e-9),
-                   seconds=seconds / ranks.world, world_size=ranks.world)
+                   seconds=seconds / ranks.world, world_size=ranks.world, threads=torch.get_num_threads())
         history.append(row)
         if ranks.main:
             _save(plan, model, ema, optimizer, schedule, history, data)
