@@ -2,8 +2,8 @@
 (an EfficientNet from an ArchSpec, a ResNet from a reference)."""
 from __future__ import annotations
 
-from models.builder import build
-from models.efficientnet import EfficientNet
-from models.resnet import ResNet
+from effnas.models.builder import build
+from effnas.models.efficientnet import EfficientNet
+from effnas.models.resnet import ResNet
 
 __all__ = ["EfficientNet", "ResNet", "build"]

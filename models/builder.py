@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from torch import nn
 
-from models.efficientnet import BATCH_NORM, EfficientNet
-from models.resnet import ResNet
-from space.arch import ArchSpec
-from space.cost import Network
-from space.errors import UserError
-from space.references import ResNetSpec
+from effnas.models.efficientnet import BATCH_NORM, EfficientNet
+from effnas.models.resnet import ResNet
+from effnas.space.arch import ArchSpec
+from effnas.space.cost import Network
+from effnas.space.errors import UserError
+from effnas.space.references import ResNetSpec
 
 
 def build(arch: Network, *, num_classes: int = 1000, dropout: float = 0.2, drop_path: float = 0.2,

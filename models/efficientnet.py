@@ -8,10 +8,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.blocks import CONVS, POOLS, ConvBnAct, MBConv
-from space.arch import ArchSpec
-from space.cost import check_num_classes, mid_channels, se_channels
-from space.network import blocks
+from effnas.models.blocks import CONVS, POOLS, ConvBnAct, MBConv
+from effnas.space.arch import ArchSpec
+from effnas.space.cost import check_num_classes, mid_channels, se_channels
+from effnas.space.network import blocks
 
 BATCH_NORM = {"torch": (1e-5, 0.1), "reference": (1e-3, 0.01)}
 

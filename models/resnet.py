@@ -9,10 +9,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.blocks import drop_path
-from space.cost import check_num_classes
-from space.network import blocks
-from space.references import ResNetSpec, ResNetStage
+from effnas.models.blocks import drop_path
+from effnas.space.cost import check_num_classes
+from effnas.space.network import blocks
+from effnas.space.references import ResNetSpec, ResNetStage
 
 
 def _bn(channels: int, eps: float, momentum: float) -> nn.BatchNorm2d:

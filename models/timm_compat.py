@@ -15,11 +15,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from space.arch import ArchSpec, StageSpec
-from space.cost import Network, mid_channels, se_channels
-from space.errors import UserError
-from space.network import blocks
-from space.references import ResNetSpec
+from effnas.space.arch import ArchSpec, StageSpec
+from effnas.space.cost import Network, mid_channels, se_channels
+from effnas.space.errors import UserError
+from effnas.space.network import blocks
+from effnas.space.references import ResNetSpec
 
 RECIPE_FORMAT = "effnas-timm/1"
 _IR = {"expand.0": "conv_pw", "expand.1": "bn1", "depthwise.0": "conv_dw", "depthwise.1": "bn2",

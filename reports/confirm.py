@@ -7,11 +7,11 @@ from html import escape
 import optuna
 import pandas as pd
 
-from reports import figures
-from reports.layout import figure_html, header, safe_name, table_html, trials_section
-from reports.nas import Siblings, fidelity_box
-from search.confirmation import confirm_result
-from search.record import TrialRecord
+from effnas.reports import figures
+from effnas.reports.layout import figure_html, header, safe_name, table_html, trials_section
+from effnas.reports.nas import Siblings, fidelity_box
+from effnas.search.confirmation import confirm_result
+from effnas.search.record import TrialRecord
 
 
 def confirm_body(study: optuna.Study, records: list[TrialRecord], frame: pd.DataFrame, siblings: Siblings) -> str:

@@ -8,9 +8,9 @@ from typing import Any
 import optuna
 import plotly.graph_objects as go
 
-from reports.info import FrontInfo, Point, ScalingInfo
-from reports.runs import RunInfo
-from search.confirmation import ConfirmResult
+from effnas.reports.info import FrontInfo, Point, ScalingInfo
+from effnas.reports.runs import RunInfo
+from effnas.search.confirmation import ConfirmResult
 
 LAYOUT = {"template": "plotly_white", "height": 460, "margin": {"l": 60, "r": 20, "t": 30, "b": 50}}
 

@@ -8,13 +8,22 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from search import record
+from effnas.search import record
 
 COLUMNS = ("number", "state", *record.ATTRS, "datetime_start", "datetime_complete")
 
 
-def study_records(study: optuna.Study) -> list[record.TrialRecord]:
-    return record.read_all(study.get_trials(deepcopy=False))
+def study_records(study: optuna.Study, skipped: list[str] | None = None) -> list[record.TrialRecord]:
+    """The records of ``study``'s trials; a trial whose record is not effnas's (another tool's, edited) is left
+    out, and ``skipped`` gets one line saying which and why."""
+    records = []
+    for trial in study.get_trials(deepcopy=False):
+        reason = record.unreadable(trial)
+        if reason is None:
+            records.append(record.read(trial))
+        elif skipped is not None:
+            skipped.append(f"study {study.study_name!r}, trial {trial.number}: left out, {reason}")
+    return records
 
 
 def trials_frame(records: Sequence[record.TrialRecord]) -> pd.DataFrame:
@@ -33,6 +42,7 @@ def trials_frame(records: Sequence[record.TrialRecord]) -> pd.DataFrame:
 
 def study_config(study: optuna.Study) -> dict[str, Any]:
     try:
-        return json.loads(study.user_attrs.get("config", "{}"))
+        config = json.loads(study.user_attrs.get("config", "{}"))
     except (TypeError, ValueError):
         return {}
+    return config if isinstance(config, dict) else {}

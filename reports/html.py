@@ -13,24 +13,44 @@ from typing import Any
 
 import optuna
 
-from reports import confirm, nas, scaling
-from reports.frames import study_records, trials_frame
-from reports.layout import PLOTLY_JS, page, safe_name
-from reports.run_page import run_body
-from reports.runs import run_info
-from search import catalog, selection
-from search.utils.files import remove_stale_temporaries, write_atomic
+from effnas.reports import confirm, nas, scaling
+from effnas.reports.frames import study_records, trials_frame
+from effnas.reports.layout import PLOTLY_JS, page, safe_name
+from effnas.reports.run_page import run_body
+from effnas.reports.runs import run_info
+from effnas.search import catalog, selection
+from effnas.search.utils.files import remove_stale_temporaries, write_atomic
+from effnas.space.checks import is_number
+from effnas.space.errors import UserError
 
 BODIES = {"nas": nas.nas_body, "scaling": scaling.scaling_body, "family": scaling.family_body,
           "confirm": confirm.confirm_body}
 
 
-def study_page(study: optuna.Study, siblings: nas.Siblings = lambda name: None) -> str:
-    """A study's page; ``siblings`` finds the other studies of its storage (a NAS page shows its confirmation)."""
-    records = study_records(study)
+# what a page of records another tool wrote (or a hand edited) raises as it is drawn: the page is left out
+UNREADABLE = (KeyError, TypeError, ValueError, AttributeError, IndexError, UserError)
+
+
+def study_page(study: optuna.Study, siblings: nas.Siblings = lambda name: None,
+               skipped: list[str] | None = None) -> str:
+    """A study's page; ``siblings`` finds the other studies of its storage (a NAS page shows its confirmation).
+    Trials whose records are not effnas's are left out, each with a line in ``skipped``."""
+    left_out: list[str] = []
+    records = study_records(study, left_out)
     frame = trials_frame(records)
     body = BODIES.get(catalog.kind_of(study), nas.nas_body)(study, records, frame, siblings)
-    return page(f"effnas — {study.study_name}", body)
+    if skipped is not None:
+        skipped.extend(left_out)
+    return page(f"effnas — {study.study_name}", left_out_box(left_out) + body)
+
+
+def left_out_box(lines: list[str]) -> str:
+    """What a page could not read, one line each."""
+    if not lines:
+        return ""
+    items = "".join(f"<li>{escape(line)}</li>" for line in lines)
+    return f'<div class="left-out"><p><b>Left out</b> (not readable as effnas wrote it):</p><ul>{items}</ul></div>'
+
 
 
 def index_entry(study: optuna.Study, file_name: str) -> dict[str, Any]:
@@ -41,7 +61,13 @@ def index_entry(study: optuna.Study, file_name: str) -> dict[str, Any]:
             "complete": sum(r.state == "COMPLETE" for r in records), "trials": len(records), "best": best}
 
 
-def index_page(entries: list[dict[str, Any]], *, storage_label: str, runs: list[dict[str, Any]] = ()) -> str:
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return (text if isinstance(exc, UserError) else f"{type(exc).__name__}: {text}")[:240]
+
+
+def index_page(entries: list[dict[str, Any]], *, storage_label: str, runs: list[dict[str, Any]] = (),
+               skipped: list[str] = ()) -> str:
     rows = "".join(
         f'<tr><td class="l"><a href="{escape(e["file"])}">{escape(e["name"])}</a></td>'
         f'<td class="l">{escape(str(e["kind"]))}</td><td>{e["complete"]}</td><td>{e["trials"]}</td>'
@@ -57,21 +83,24 @@ def index_page(entries: list[dict[str, Any]], *, storage_label: str, runs: list[
         body += ('<h1>Training runs</h1><table class="sortable"><thead><tr><th class="l">run</th>'
                  '<th class="l">network</th><th>epochs</th><th>validation accuracy</th><th>test accuracy</th></tr>'
                  f"</thead><tbody>{cells}</tbody></table>")
-    return page("effnas studies", body)
+    return page("effnas studies", left_out_box(list(skipped)) + body)
 
 
 def _accuracy(value: float | None) -> str:
-    return "" if value is None else f"{value:.4f}"
+    return f"{value:.4f}" if is_number(value) else ""
 
 
 def write_report(storage: Any, *, names: list[str], out: Path, storage_label: str,
-                 runs: list[Path] = ()) -> list[Path]:
+                 runs: list[Path] = (), skipped: list[str] | None = None) -> list[Path]:
     """Write DIR/index.html, one page per study and per training run, and plotly.min.js once; returns the pages.
 
     Every page is made before any is written, and each file is replaced atomically: a report killed at
     any moment leaves the previous pages or the new ones, each whole. plotly.min.js is rewritten only
-    when it differs from the installed plotly's.
+    when it differs from the installed plotly's. What cannot be read (a trial, a study or a run folder that
+    another tool wrote or someone edited) is left out with one line in ``skipped`` and on the index page, and
+    the rest is drawn.
     """
+    skipped = [] if skipped is None else skipped
     from plotly.offline import get_plotlyjs
 
     files: dict[str, str] = {}
@@ -84,17 +113,28 @@ def write_report(storage: Any, *, names: list[str], out: Path, storage_label: st
     for name in names:
         study = optuna.load_study(study_name=name, storage=storage)
         file_name = safe_name(name)
-        files[file_name] = study_page(study, siblings)
-        entries.append(index_entry(study, file_name))
+        try:
+            text, entry = study_page(study, siblings, skipped), index_entry(study, file_name)
+        except UNREADABLE as exc:
+            skipped.append(f"study {name!r}: left out, its attributes are not effnas's ({_reason(exc)})")
+            continue
+        files[file_name] = text
+        entries.append(entry)
     for folder in runs:
-        info = run_info(folder)
-        file_name = safe_name(f"run:{info.name}")
-        files[file_name] = page(f"effnas — run {info.name}", run_body(info))
-        final = info.final()
-        run_entries.append({"name": info.name, "file": file_name, "label": info.config.get("label", ""),
-                            "epochs": len(info.epochs), "validation": final["validation"] or
-                            final["last_epoch_validation"], "test": final["test"]})
-    files["index.html"] = index_page(entries, storage_label=storage_label, runs=run_entries)
+        try:
+            info = run_info(folder)
+            file_name = safe_name(f"run:{info.name}")
+            text = page(f"effnas — run {info.name}", run_body(info))
+            final = info.final()
+            entry = {"name": info.name, "file": file_name, "label": str(info.config.get("label", "")),
+                     "epochs": len(info.epochs), "validation": final["validation"] or final["last_epoch_validation"],
+                     "test": final["test"]}
+        except UNREADABLE as exc:
+            skipped.append(f"run {str(folder)!r}: left out ({_reason(exc)})")
+            continue
+        files[file_name] = text
+        run_entries.append(entry)
+    files["index.html"] = index_page(entries, storage_label=storage_label, runs=run_entries, skipped=skipped)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
     script = get_plotlyjs().encode("utf-8")

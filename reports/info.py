@@ -6,9 +6,9 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from search import halving, selection
-from search.record import TrialRecord
-from search.selection import TripleScore
+from effnas.search import halving, selection
+from effnas.search.record import TrialRecord
+from effnas.search.selection import TripleScore
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import optuna
 import pandas as pd
 import plotly.graph_objects as go
 
-from reports.frames import study_config
-from space.checks import is_int
+from effnas.reports.frames import study_config
+from effnas.space.checks import is_int
 
 PLOTLY_JS = "plotly.min.js"
 STYLE = """
@@ -26,6 +26,7 @@ table{border-collapse:collapse;font-size:.85rem}
 th,td{padding:.25rem .5rem;border-bottom:1px solid #eee;text-align:right}
 th{background:#f4f6fa;cursor:pointer;position:sticky;top:0}td.l,th.l{text-align:left}
 code,pre{font-family:ui-monospace,Menlo,monospace;font-size:.8rem}pre{background:#f7f7f9;padding:.6rem;overflow:auto}
+.left-out{border-left:4px solid #c60;background:#fff6ee;padding:.1rem .8rem;margin:.6rem 0}
 .muted{color:#667}.tag{display:inline-block;padding:0 .4rem;border-radius:.6rem;background:#e8eefc;font-size:.8rem}
 .arch td{padding:.15rem .3rem;vertical-align:bottom}.stage{display:inline-block;background:#4a78c2;color:#fff;
 border-radius:3px;font-size:.7rem;text-align:center;line-height:1.1;padding:2px 0;min-width:2.2rem}

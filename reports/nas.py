@@ -2,21 +2,21 @@
 architectures stage by stage, and every trial."""
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from html import escape
 
 import optuna
 import pandas as pd
 
-from reports import figures
-from reports.info import front_info
-from reports.layout import extent, figure_html, header, trials_section
-from search import catalog
-from search.confirmation import ConfirmResult, confirm_result
-from search.record import TrialRecord
-from space.arch import ArchSpec
-from space.cost import stage_costs
+from effnas.reports import figures
+from effnas.reports.frames import study_config
+from effnas.reports.info import front_info
+from effnas.reports.layout import extent, figure_html, header, trials_section
+from effnas.search import catalog
+from effnas.search.confirmation import ConfirmResult, confirm_result
+from effnas.search.record import TrialRecord
+from effnas.space.arch import ArchSpec
+from effnas.space.cost import stage_costs
 
 MIN_TRIALS_FOR_IMPORTANCE = 30
 Siblings = Callable[[str], "optuna.Study | None"]  # another study of the same storage, by name
@@ -24,7 +24,7 @@ Siblings = Callable[[str], "optuna.Study | None"]  # another study of the same s
 
 def nas_body(study: optuna.Study, records: list[TrialRecord], frame: pd.DataFrame, siblings: Siblings) -> str:
     target = study.user_attrs.get("target_macs")
-    base = json.loads(study.user_attrs.get("config", "{}")).get("base", "")
+    base = str(study_config(study).get("base", ""))
     info = front_info(records, target_macs=target, base_label=f"{base} (base)" if "_" not in base else "the base")
     parts = [header(study, frame)]
     if not info.numbers:
@@ -58,7 +58,7 @@ def _budget(study: optuna.Study) -> str:
     attrs = study.user_attrs
     if attrs.get("rungs"):
         return f"successive halving over {attrs['rungs']} epochs"
-    epochs = attrs.get("epochs", json.loads(attrs.get("config", "{}")).get("epochs", "?"))
+    epochs = attrs.get("epochs", study_config(study).get("epochs", "?"))
     return f"{epochs} epoch(s) per trial"
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from reports import figures
-from reports.layout import figure_html, table_html
-from reports.runs import RunInfo
+from effnas.reports import figures
+from effnas.reports.layout import figure_html, table_html
+from effnas.reports.runs import RunInfo
 
 
 def run_body(info: RunInfo) -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search.training.checkpoint import read_run
+from effnas.search.training.checkpoint import read_run
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,12 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from reports import figures
-from reports.info import ScalingInfo, reliability, scaling_info
-from reports.layout import constraint, extent, figure_html, header, table_html, trials_section
-from search.record import TrialRecord
-from space.arch import ArchSpec
-from space.compound import Triple, family
+from effnas.reports import figures
+from effnas.reports.info import ScalingInfo, reliability, scaling_info
+from effnas.reports.layout import constraint, extent, figure_html, header, table_html, trials_section
+from effnas.search.record import TrialRecord
+from effnas.space.arch import ArchSpec
+from effnas.space.compound import Triple, family
 
 RULE = ("Each triple is judged at its real (rounded) cost: the chosen one has the highest MnasNet reward "
         "ACC × (real MACs / T)<sup>−0.07</sup> at the nominal target T = 2<sup>φ</sup> × the baseline's MACs, "

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from search import record, selection
-from search.record import TrialRecord
-from space.errors import UserError
+from effnas.search import record, selection
+from effnas.search.record import TrialRecord
+from effnas.space.errors import UserError
 
 if TYPE_CHECKING:
     import optuna

@@ -11,9 +11,9 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from search import record, selection
-from search.record import TrialRecord
-from search.selection import Fidelity
+from effnas.search import record, selection
+from effnas.search.record import TrialRecord
+from effnas.search.selection import Fidelity
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from search.settings import MAX_EPOCHS
-from space.checks import within
-from space.errors import UserError
+from effnas.search.settings import MAX_EPOCHS
+from effnas.space.checks import within
+from effnas.space.errors import UserError
 
 
 @dataclass(frozen=True)

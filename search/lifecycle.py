@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.utils.processes import pid_alive
+from effnas.search.utils.processes import pid_alive
 
 HEARTBEAT_INTERVAL = 10  # seconds between a running trial's heartbeats
 GRACE_PERIOD = 60  # a trial silent this long belongs to a dead worker
@@ -183,3 +183,32 @@ class Heartbeat:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+
+
+def whole_line_journal(path: str) -> Any:
+    """Optuna's journal file backend whose appends are whole records or nothing: an append that fails part-way
+    (a full disk, a quota) is cut back to where it began, under the same file lock, so the journal never holds
+    half a record for every later reader to trip on."""
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal._file import get_lock_file
+
+    class WholeLineJournal(JournalFileBackend):
+        def append_logs(self, logs: list[dict[str, Any]]) -> None:
+            import json
+
+            data = memoryview(("\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n").encode())
+            with get_lock_file(self._lock):
+                handle = os.open(self._file_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+                try:
+                    start = os.lseek(handle, 0, os.SEEK_END)
+                    try:
+                        while data:
+                            data = data[os.write(handle, data):]
+                        os.fsync(handle)
+                    except OSError:
+                        os.ftruncate(handle, start)
+                        raise
+                finally:
+                    os.close(handle)
+
+    return WholeLineJournal(path)

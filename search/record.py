@@ -8,6 +8,7 @@ key is a programming error, caught at once) and readers through :func:`read`, wh
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +16,8 @@ from typing import Any
 
 from optuna.trial import FrozenTrial
 
-from search.lifecycle import write_user_attrs
+from effnas.search.lifecycle import write_user_attrs
+from effnas.space.checks import is_int, is_number
 
 
 def attr(when: str, about: str) -> Any:
@@ -112,3 +114,22 @@ def read(trial: FrozenTrial) -> TrialRecord:
 
 def read_all(trials: Iterable[FrozenTrial]) -> list[TrialRecord]:
     return [read(t) for t in trials]
+
+
+_TYPES = {"int | None": ("a whole number", is_int), "str | None": ("text", lambda v: isinstance(v, str)),
+          "float | None": ("a finite number", lambda v: is_number(v) and math.isfinite(v))}
+
+
+def unreadable(trial: FrozenTrial) -> str | None:
+    """Why ``trial``'s record cannot be read as effnas writes it (an attribute of the wrong type, a non-finite
+    number, non-finite objective values: written by another tool or edited), or None."""
+    for name, f in ATTRS.items():
+        value = trial.user_attrs.get(name)
+        if value is None or f.type not in _TYPES:
+            continue
+        what, ok = _TYPES[f.type]
+        if not ok(value):
+            return f"{name} is {value!r:.40}, not {what}"
+    if trial.values is not None and not all(is_number(v) and math.isfinite(v) for v in trial.values):
+        return f"its objective values {trial.values!r:.60} are not finite numbers"
+    return None

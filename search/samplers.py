@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from space.errors import UserError
+from effnas.space.errors import UserError
 
 if TYPE_CHECKING:  # Optuna is imported when a sampler is built, not when the registry is read (--help, config)
     from optuna.samplers import BaseSampler as Sampler
@@ -21,7 +21,7 @@ class Strategy:
     about: str
 
     def make(self, seed: int, trials: int) -> Sampler:
-        from search.seeding import PerTrialSeed
+        from effnas.search.seeding import PerTrialSeed
 
         return PerTrialSeed(lambda s: self.build(s, trials), seed)
 

@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from search.record import TrialRecord
+from effnas.search.record import TrialRecord
 
 MNAS_EXPONENT = -0.07
 

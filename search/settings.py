@@ -12,7 +12,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from search.data import augment
+from effnas.search.data import augment
 
 
 def setting(default: Any, help: str, *, low: float | None = None, high: float | None = None,

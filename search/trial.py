@@ -15,15 +15,15 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search import halving, lifecycle, record
-from search.halving import Rungs
-from search.selection import mnas_reward
-from search.settings import TrainSettings
-from space.arch import ArchSpec
-from space.checks import is_int
-from space.cost import Cost, activations, cost
-from space.errors import SearchError
-from space.searchspace import SearchSpace
+from effnas.search import halving, lifecycle, record
+from effnas.search.halving import Rungs
+from effnas.search.selection import mnas_reward
+from effnas.search.settings import TrainSettings
+from effnas.space.arch import ArchSpec
+from effnas.space.checks import is_int
+from effnas.space.cost import Cost, activations, cost
+from effnas.space.errors import SearchError
+from effnas.space.searchspace import SearchSpace
 
 SKIP_LIMIT = 1000  # consecutive over-budget or already-measured samples before giving up
 

@@ -8,14 +8,14 @@ from typing import Any
 
 import torch
 
-from models import build
-from search.data.dataset import Dataset, place
-from search.data.kinds import load_dataset
-from search.halving import encode
-from search.training.loop import Judge, TrainingDiverged, train_and_evaluate
-from search.trial import TrialSpec
-from search.utils.devices import device_name, pick_device
-from space import presets
+from effnas.models import build
+from effnas.search.data.dataset import Dataset, place
+from effnas.search.data.kinds import load_dataset
+from effnas.search.halving import encode
+from effnas.search.training.loop import Judge, TrainingDiverged, train_and_evaluate
+from effnas.search.trial import TrialSpec
+from effnas.search.utils.devices import device_name, pick_device
+from effnas.space import presets
 
 _DATA_CACHE: dict[tuple, Dataset] = {}
 _CACHE_SIZE = 4  # a scaling study trains at a few resolutions

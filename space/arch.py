@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from space.checks import within
-from space.errors import UserError
+from effnas.space.checks import within
+from effnas.space.errors import UserError
 
 BLOCK_TYPES = ("ds", "ir")
 DEFAULT_STEM = 32

@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from space.arch import ArchSpec, check_dims
-from space.checks import within
-from space.cost import cost
-from space.errors import UserError
-from space.rounding import round_filters, round_repeats
+from effnas.space.arch import ArchSpec, check_dims
+from effnas.space.checks import within
+from effnas.space.cost import cost
+from effnas.space.errors import UserError
+from effnas.space.rounding import round_filters, round_repeats
 
 MAX_MULTIPLIER = 64.0  # width or depth: B7 is 2.0 x 3.1
 MAX_COEFFICIENT = 4.0  # alpha, beta, gamma: the paper's are 1.2, 1.1, 1.15

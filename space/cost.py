@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from space.arch import ArchSpec, StageSpec
-from space.checks import within
-from space.errors import UserError
-from space.network import blocks
-from space.references import ResNetSpec
-from space.rounding import make_divisible
+from effnas.space.arch import ArchSpec, StageSpec
+from effnas.space.checks import within
+from effnas.space.errors import UserError
+from effnas.space.network import blocks
+from effnas.space.references import ResNetSpec
+from effnas.space.rounding import make_divisible
 
 Network = ArchSpec | ResNetSpec  # any spec effnas can cost and build; both are a space.network.NetworkSpec
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from space import references
-from space.arch import ArchSpec
-from space.compound import scale
-from space.cost import Network
-from space.errors import UserError
+from effnas.space import references
+from effnas.space.arch import ArchSpec
+from effnas.space.compound import scale
+from effnas.space.cost import Network
+from effnas.space.errors import UserError
 
 EFFICIENTNET_B0 = (
     "stem_c32 ds_r1_k3_s1_e1_c16_se0.25 ir_r2_k3_s2_e6_c24_se0.25 ir_r2_k5_s2_e6_c40_se0.25 "

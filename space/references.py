@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from space.errors import UserError
+from effnas.space.errors import UserError
 
 RESNET_WIDTHS = (64, 128, 256, 512)  # torchvision's planes per layer
 RESNET_STEM = 64

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from space.arch import MAX_EXPANSION, MAX_KERNEL, MAX_REPEATS, ArchSpec, StageSpec
-from space.checks import is_number, within
-from space.errors import UserError
-from space.rounding import round_filters
+from effnas.space.arch import MAX_EXPANSION, MAX_KERNEL, MAX_REPEATS, ArchSpec, StageSpec
+from effnas.space.checks import is_number, within
+from effnas.space.errors import UserError
+from effnas.space.rounding import round_filters
 
 DIMENSIONS = ("kernel", "expansion", "se", "repeats", "width")
 DEFAULT_CHOICES: dict[str, tuple] = {

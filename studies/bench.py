@@ -10,15 +10,15 @@ from typing import Any
 
 import torch
 
-from models import build
-from search.training.checkpoint import CONFIG, STATE
-from search.training.inference import load_trained
-from search.training.latency import DTYPES, check_counts, measure_latency, pick_dtype
-from search.utils.devices import pick_device
-from search.utils.memory import available_bytes, gib
-from space import presets
-from space.cost import Network, cost, inference_activations
-from space.errors import UserError
+from effnas.models import build
+from effnas.search.training.checkpoint import CONFIG, STATE
+from effnas.search.training.inference import load_trained
+from effnas.search.training.latency import DTYPES, check_counts, measure_latency, pick_dtype
+from effnas.search.utils.devices import pick_device
+from effnas.search.utils.memory import available_bytes, gib
+from effnas.space import presets
+from effnas.space.cost import Network, cost, inference_activations
+from effnas.space.errors import UserError
 
 
 def bench(text: str, *, device: str = "cpu", batch: int = 1, resolution: int | None = None, num_classes: int = 1000,

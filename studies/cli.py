@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 
-from search.utils import signals
-from space.errors import SearchError, Terminated, UserError
+from effnas.search.utils import signals
+from effnas.space.errors import SearchError, Terminated, UserError
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -36,7 +37,7 @@ def positive_float(text: str) -> float:
 
 def add_config_flags(p: argparse.ArgumentParser, command: str, *, defaults: dict[str, str] | None = None) -> None:
     """--config plus one flag per setting of ``command``; ``defaults`` rewords a default for its help."""
-    from studies.config import DIMS_DEFAULTS, command_fields
+    from effnas.studies.config import DIMS_DEFAULTS, command_fields
 
     p.add_argument("--config", metavar="FILE.toml", help="study file; flags override its keys")
     p.set_defaults(command_name=command)
@@ -61,7 +62,7 @@ def add_config_flags(p: argparse.ArgumentParser, command: str, *, defaults: dict
 
 def config_from_args(args: argparse.Namespace):
     """The study config of a command: defaults, then --config, then the flags given."""
-    from studies.config import command_fields, load_config
+    from effnas.studies.config import command_fields, load_config
 
     overrides = {f.name: f.parse(getattr(args, f.name)) for f in command_fields(args.command_name)
                  if hasattr(args, f.name)}
@@ -90,7 +91,7 @@ def add_show(commands) -> None:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from studies.show import describe, format_table
+    from effnas.studies.show import describe, format_table
 
     info = describe(args.arch, width=args.width, depth=args.depth, resolution=args.resolution,
                     num_classes=args.num_classes, dims=args.dims, in_channels=args.in_channels)
@@ -107,7 +108,7 @@ def add_search(commands) -> None:
 
 def run_search(args: argparse.Namespace) -> int:
     config = config_from_args(args)  # bad flags fail before torch is imported
-    from studies.nas import run_search as search
+    from effnas.studies.nas import run_search as search
 
     search(config)
     return 0
@@ -131,10 +132,10 @@ def add_scale(commands) -> None:
 
 
 def run_scale(args: argparse.Namespace) -> int:
-    from reports.info import reliability
-    from space.compound import constraint
-    from studies.scaling import announce, grid_rows, plan_scale, run_scale
-    from studies.tables import rows_table
+    from effnas.reports.info import reliability
+    from effnas.space.compound import constraint
+    from effnas.studies.scaling import announce, grid_rows, plan_scale, run_scale
+    from effnas.studies.tables import rows_table
 
     plan = plan_scale(config_from_args(args))
     config = plan.config
@@ -181,9 +182,9 @@ def add_family(commands) -> None:
 
 
 def run_family(args: argparse.Namespace) -> int:
-    from space.compound import constraint
-    from studies.scaling import derive_family, train_family
-    from studies.tables import input_size, rows_table
+    from effnas.space.compound import constraint
+    from effnas.studies.scaling import derive_family, train_family
+    from effnas.studies.tables import input_size, rows_table
 
     config = config_from_args(args)
     fam = derive_family(config, from_study=args.from_study, training=args.train)
@@ -221,8 +222,8 @@ def add_confirm(commands) -> None:
 
 def run_confirm(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    from studies.confirm import run_confirm as confirm
-    from studies.tables import rows_table
+    from effnas.studies.confirm import run_confirm as confirm
+    from effnas.studies.tables import rows_table
 
     result = confirm(config)
     if args.json:
@@ -267,9 +268,9 @@ def add_train(commands) -> None:
 def run_train(args: argparse.Namespace) -> int:
     import contextlib
 
-    from search.training import checkpoint
-    from search.training.distributed import holds_run_folder, launch, launched
-    from studies.train import plan_train, train
+    from effnas.search.training import checkpoint
+    from effnas.search.training.distributed import holds_run_folder, launch, launched
+    from effnas.studies.train import plan_train, train
 
     plan = plan_train(config_from_args(args), arch=args.arch, from_study=args.from_study, trial=args.trial,
                       resume=args.resume)
@@ -295,8 +296,8 @@ def choose_threads(plan) -> None:
     said on stderr; $OMP_NUM_THREADS, where set, is the user's choice and wins."""
     import os
 
-    from search.utils import cores, devices
-    from space.cost import cost
+    from effnas.search.utils import cores, devices
+    from effnas.space.cost import cost
 
     if plan.device.type != "cpu" or os.environ.get("OMP_NUM_THREADS"):
         return
@@ -321,7 +322,7 @@ def add_predict(commands) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from studies.predict import predict
+    from effnas.studies.predict import predict
 
     rows = predict(args.checkpoint, args.images, top_k=args.top_k)
     if args.json:  # json.dumps(list(rows), indent=2), written a row at a time
@@ -337,7 +338,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def add_export(commands) -> None:
-    from studies.config import EXPORT_FORMATS
+    from effnas.studies.config import EXPORT_FORMATS
 
     p = commands.add_parser("export", help="export a trained network: ONNX, torch.export, timm",
                             description="onnx: checked against torch with onnxruntime; pt2: a torch.export program; "
@@ -350,7 +351,7 @@ def add_export(commands) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from studies.export import export
+    from effnas.studies.export import export
 
     result = export(args.checkpoint, fmt=args.fmt, out=args.out)
     checked = f" (max |onnxruntime - torch| = {result['max_abs_error']:.1e})" if args.fmt == "onnx" else ""
@@ -382,7 +383,7 @@ def add_bench(commands) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from studies.bench import bench
+    from effnas.studies.bench import bench
 
     result = bench(args.arch, device=args.device, batch=args.batch, resolution=args.resolution,
                    num_classes=args.num_classes, dtype=args.dtype, warmup=args.warmup, runs=args.runs,
@@ -398,7 +399,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def add_report(commands) -> None:
-    from studies.config import DEFAULT_STORAGE
+    from effnas.studies.config import DEFAULT_STORAGE
 
     p = commands.add_parser("report", help="write HTML reports of the studies in a storage and of training runs",
                             description="Write DIR/index.html and one self-contained page per study and per "
@@ -413,7 +414,7 @@ def add_report(commands) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from studies.report import run_report as report
+    from effnas.studies.report import run_report as report
 
     pages = report(storage_url=args.storage, names=args.studies, out=args.out, export=args.export, runs=args.runs)
     print(f"effnas: wrote {len(pages) - 1} page(s) and {pages[0]}")
@@ -427,7 +428,7 @@ COMMANDS = [add_search, add_confirm, add_scale, add_family, add_train, add_predi
 
 
 def make_parser() -> ArgumentParser:
-    from studies import __version__
+    from effnas.studies import __version__
 
     parser = ArgumentParser(prog="effnas", description="Architecture search and compound scaling for "
                             "EfficientNet-style networks. MACs are multiply-adds (the paper's \"FLOPs\").")
@@ -478,6 +479,28 @@ def _main(argv: list[str] | None) -> int:
     except SearchError as exc:
         print(f"effnas: error: {_one_line(exc)}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        if not disk_full(exc):
+            raise
+        where = f" writing {exc.filename!r}" if getattr(exc, "filename", None) else ""
+        print(f"effnas: error: no space left on the device{where}; every file effnas writes is whole or not there, "
+              "so what was finished is kept: free some space and run the same command again", file=sys.stderr)
+        return 1
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def disk_full(exc: BaseException) -> bool:
+    """A full disk (or quota) as Python, SQLite or a library's C++ code reports it."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+            return True
+        text = str(exc)
+        if "No space left on device" in text or "database or disk is full" in text or "Disk quota exceeded" in text:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _one_line(exc: BaseException) -> str:

@@ -22,15 +22,15 @@ from typing import Any
 
 import tomllib
 
-from search import samplers
-from search.data import kinds
-from search.executors import EXECUTORS
-from search.settings import ExecutorSettings, RunSettings, TrainSettings, declared, setting
-from search.utils.files import read_bounded
-from space.arch import MAX_CHANNELS
-from space.compound import MAX_COEFFICIENT, MAX_PHI
-from space.cost import MAX_RESOLUTION
-from space.errors import UserError
+from effnas.search import samplers
+from effnas.search.data import kinds
+from effnas.search.executors import EXECUTORS
+from effnas.search.settings import ExecutorSettings, RunSettings, TrainSettings, declared, setting
+from effnas.search.utils.files import read_bounded
+from effnas.space.arch import MAX_CHANNELS
+from effnas.space.compound import MAX_COEFFICIENT, MAX_PHI
+from effnas.space.cost import MAX_RESOLUTION
+from effnas.space.errors import UserError
 
 MAX_TRIALS = 100_000  # a bound on work that would never end (a study of 1e12 trials is a typo)
 

@@ -14,17 +14,17 @@ from typing import Any, TextIO
 
 import optuna
 
-from search import catalog, halving, record, selection
-from search.confirmation import ConfirmResult, Entry, confirm_result
-from search.settings import TrainSettings
-from search.trial import Proposal
-from space import presets
-from space.arch import ArchSpec
-from space.errors import UserError
-from studies import __version__
-from studies.config import StudyConfig, with_dims
-from studies.runner import create_or_join, preflight, storage_for, train_list
-from studies.storage import mask_url, open_storage
+from effnas.search import catalog, halving, record, selection
+from effnas.search.confirmation import ConfirmResult, Entry, confirm_result
+from effnas.search.settings import TrainSettings
+from effnas.search.trial import Proposal
+from effnas.space import presets
+from effnas.space.arch import ArchSpec
+from effnas.space.errors import UserError
+from effnas.studies import __version__
+from effnas.studies.config import StudyConfig, with_dims
+from effnas.studies.runner import create_or_join, preflight, storage_for, train_list
+from effnas.studies.storage import mask_url, open_storage
 
 ROLES = ("candidate", "baseline", "reference")
 

@@ -8,9 +8,9 @@ needs: resolution, the training split's mean and std (of pixels in [0, 1]) and t
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
-import os
 import stat
 import warnings
 from pathlib import Path
@@ -18,14 +18,14 @@ from typing import Any
 
 import torch
 
-from models import timm_compat
-from search.training import checkpoint
-from search.training.inference import Trained, check_finite_output, load_trained
-from search.utils.files import check_writable, temporary_beside, write_atomic
-from space import presets
-from space.errors import SearchError, UserError
-from studies.config import EXPORT_FORMATS
-from studies.outputs import check_output
+from effnas.models import timm_compat
+from effnas.search.training import checkpoint
+from effnas.search.training.inference import Trained, check_finite_output, load_trained
+from effnas.search.utils.files import check_writable, write_atomic, write_together
+from effnas.space import presets
+from effnas.space.errors import SearchError, UserError
+from effnas.studies.config import EXPORT_FORMATS
+from effnas.studies.outputs import check_output
 
 ONNX_TOLERANCE = 1e-4
 TIMM_FILES = ("model.safetensors", "recipe.json")
@@ -124,12 +124,6 @@ def _inputs(trained: Trained) -> dict[str, Any]:
             "arch": trained.config["arch"], "weights": trained.weights}
 
 
-def _temporary(path: Path) -> Path:
-    handle, name = temporary_beside(path, suffix=path.suffix)
-    os.close(handle)
-    return name
-
-
 @contextlib.contextmanager
 def _quiet():
     """The ONNX exporter logs what it skips (torchvision's operators) and warns about its own internals."""
@@ -151,47 +145,39 @@ def _onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> float:
         import onnxruntime
     except ImportError:
         raise UserError("--format onnx needs onnx, onnxscript and onnxruntime: pip install 'effnas[export]'") from None
-    temporary = _temporary(path)
-    try:
-        batch = torch.export.Dim("batch", min=1, max=4096)
-        with _quiet():
-            torch.onnx.export(model, (example,), str(temporary), input_names=["images"], output_names=["logits"],
-                              dynamic_shapes=({0: batch},), dynamo=True, external_data=False, verbose=False)
-        session = onnxruntime.InferenceSession(str(temporary), providers=["CPUExecutionProvider"])
-        error = 0.0
-        for inputs in (example, example[:1]):
-            with torch.no_grad():
-                expected = model(inputs)
-            check_finite_output(expected, "the run's network")
-            got = session.run(["logits"], {"images": inputs.numpy()})[0]
-            check_finite_output(torch.from_numpy(got), "the ONNX export (under onnxruntime)")
-            expected = expected.numpy()
-            error = max(error, float(abs(got - expected).max()))
-        if error > ONNX_TOLERANCE:
-            raise SearchError(f"the ONNX export differs from torch by {error:.2e} on the run's images (> "
-                              f"{ONNX_TOLERANCE}); not written")
-        os.replace(temporary, path)
-        return error
-    finally:
-        temporary.unlink(missing_ok=True)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    archive = io.BytesIO()  # in memory until it is checked; then written as any file (whole, or not at all)
+    with _quiet():
+        torch.onnx.export(model, (example,), archive, input_names=["images"], output_names=["logits"],
+                          dynamic_shapes=({0: batch},), dynamo=True, external_data=False, verbose=False)
+    session = onnxruntime.InferenceSession(archive.getvalue(), providers=["CPUExecutionProvider"])
+    error = 0.0
+    for inputs in (example, example[:1]):
+        with torch.no_grad():
+            expected = model(inputs)
+        check_finite_output(expected, "the run's network")
+        got = session.run(["logits"], {"images": inputs.numpy()})[0]
+        check_finite_output(torch.from_numpy(got), "the ONNX export (under onnxruntime)")
+        error = max(error, float(abs(got - expected.numpy()).max()))
+    if error > ONNX_TOLERANCE:
+        raise SearchError(f"the ONNX export differs from torch by {error:.2e} on the run's images (> "
+                          f"{ONNX_TOLERANCE}); not written")
+    write_atomic(path, archive.getvalue())
+    return error
 
 
 def _pt2(model: torch.nn.Module, example: torch.Tensor, path: Path) -> float:
     batch = torch.export.Dim("batch", min=1, max=4096)
     with _quiet():
         program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
-    temporary = _temporary(path)
-    try:
-        torch.export.save(program, str(temporary))
-        with torch.no_grad():
-            expected, got = model(example), program.module()(example)
-        check_finite_output(expected, "the run's network")
-        check_finite_output(got, "the torch.export program")
-        error = float((got - expected).abs().max())
-        os.replace(temporary, path)
-        return error
-    finally:
-        temporary.unlink(missing_ok=True)
+    with torch.no_grad():
+        expected, got = model(example), program.module()(example)
+    check_finite_output(expected, "the run's network")
+    check_finite_output(got, "the torch.export program")
+    archive = io.BytesIO()  # saved in memory, then written as any file: torch's own writer aborts on a full disk
+    torch.export.save(program, archive)
+    write_atomic(path, archive.getvalue())
+    return float((got - expected).abs().max())
 
 
 def _timm(trained: Trained, folder: Path) -> None:
@@ -200,6 +186,5 @@ def _timm(trained: Trained, folder: Path) -> None:
     values = {**timm_compat.recipe(arch, num_classes=int(trained.config["num_classes"])), **_inputs(trained)}
     weights = timm_compat.state_dict(trained.model.state_dict(), arch)
     folder.mkdir(exist_ok=True)
-    weights_file, recipe_file = (folder / name for name in TIMM_FILES)
-    write_atomic(weights_file, checkpoint.to_bytes(weights, {"format": "pt"}))
-    write_atomic(recipe_file, json.dumps(values, indent=2) + "\n")
+    contents = (checkpoint.to_bytes(weights, {"format": "pt"}), (json.dumps(values, indent=2) + "\n").encode())
+    write_together({folder / name: data for name, data in zip(TIMM_FILES, contents)})

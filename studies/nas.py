@@ -10,19 +10,19 @@ from typing import Any, TextIO
 
 import optuna
 
-from search import catalog, record, samplers, selection
-from search.data.kinds import dataset_channels, dataset_classes
-from search.halving import Rungs
-from search.settings import TrainSettings, as_recorded_now
-from search.trial import Budget, LatencyOf, TrialPlanner, TrialTemplate, space_proposer
-from search.utils.memory import device_memory
-from space import presets
-from space.cost import cost
-from space.errors import UserError
-from space.searchspace import SearchSpace
-from studies import __version__
-from studies.config import StudyConfig, space_options
-from studies.runner import (
+from effnas.search import catalog, record, samplers, selection
+from effnas.search.data.kinds import dataset_channels, dataset_classes
+from effnas.search.halving import Rungs
+from effnas.search.settings import TrainSettings, as_recorded_now
+from effnas.search.trial import Budget, LatencyOf, TrialPlanner, TrialTemplate, space_proposer
+from effnas.search.utils.memory import device_memory
+from effnas.space import presets
+from effnas.space.cost import cost
+from effnas.space.errors import UserError
+from effnas.space.searchspace import SearchSpace
+from effnas.studies import __version__
+from effnas.studies.config import StudyConfig, space_options
+from effnas.studies.runner import (
     create_or_join,
     drive,
     driver_device,
@@ -32,8 +32,8 @@ from studies.runner import (
     template,
     trial_device,
 )
-from studies.storage import mask_url
-from studies.tables import input_size, text_table
+from effnas.studies.storage import mask_url
+from effnas.studies.tables import input_size, text_table
 
 
 @dataclass
@@ -122,8 +122,8 @@ def objectives(config: StudyConfig, strategy: samplers.Strategy) -> tuple[tuple[
         def latency_of(arch, resolution: int, num_classes: int) -> float:
             import torch
 
-            from models import build
-            from search.training.latency import measure_latency
+            from effnas.models import build
+            from effnas.search.training.latency import measure_latency
 
             with torch.random.fork_rng(devices=[]):  # building must not move the trials' random streams
                 model = build(arch, num_classes=num_classes, dropout=0.0, drop_path=0.0)

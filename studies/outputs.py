@@ -12,10 +12,10 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from search.data.imagecache import cache_root
-from search.training import checkpoint
-from space.errors import UserError
-from studies.storage import SQLITE_MAGIC
+from effnas.search.data.imagecache import cache_root
+from effnas.search.training import checkpoint
+from effnas.space.errors import UserError
+from effnas.studies.storage import SQLITE_MAGIC
 
 PROBE_BYTES = 1 << 16  # what is read of an existing file to tell a storage or a run's config
 
@@ -97,7 +97,7 @@ def check_output(path: Path, *, flag: str, inputs: Iterable[tuple[Path, str]] = 
 
 def storage_file(url: str) -> Path | None:
     """The file a storage URL keeps its studies in (SQLite or journal), if it is one."""
-    from studies.storage import sqlite_path
+    from effnas.studies.storage import sqlite_path
 
     if url.startswith("journal:"):
         return Path(url[len("journal:"):])

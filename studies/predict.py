@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 
-from search.data.images import read_image
-from search.training.inference import Trained, check_finite_output, load_trained
-from space.cost import inference_activations
-from space.errors import UserError
+from effnas.search.data.images import read_image
+from effnas.search.training.inference import Trained, check_finite_output, load_trained
+from effnas.space.cost import inference_activations
+from effnas.space.errors import UserError
 
 BATCH_BYTES = 256 * 2**20  # what one batch's input and activations may take (float32)
 MAX_BATCH = 64
@@ -23,7 +23,7 @@ MAX_BATCH = 64
 
 def batch_size(trained: Trained) -> int:
     """Images per batch: as many as fit in BATCH_BYTES of activations at the run's resolution, 1 to MAX_BATCH."""
-    from space import presets
+    from effnas.space import presets
 
     spec = presets.network(trained.config["network"])
     per_image = 4 * inference_activations(spec, trained.resolution, num_classes=int(trained.config["num_classes"]))

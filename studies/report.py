@@ -3,23 +3,25 @@ export of the studies' trials."""
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
+from typing import TextIO
 
 import optuna
 import pandas as pd
 
-from search.training.checkpoint import run_folders
-from search.utils.files import check_writable, write_atomic
-from space.errors import UserError
-from studies.outputs import check_output, storage_file
-from studies.storage import mask_url, open_storage
+from effnas.search.training.checkpoint import run_folders
+from effnas.search.utils.files import check_writable, write_atomic
+from effnas.space.errors import UserError
+from effnas.studies.outputs import check_output, storage_file
+from effnas.studies.storage import mask_url, open_storage
 
 EXPORT_SUFFIXES = (".csv", ".parquet")
 DEFAULT_RUNS = "runs/train"
 
 
 def run_report(*, storage_url: str, names: list[str] | None, out: str, export: str | None,
-               runs: str = DEFAULT_RUNS) -> list[Path]:
+               runs: str = DEFAULT_RUNS, err: TextIO | None = None) -> list[Path]:
     """Pages for the studies of ``storage_url`` and the training runs under ``runs``; every output path is
     checked first, so nothing is written on a bad one. Without any training run the storage must hold a study."""
     out_dir = Path(out)
@@ -48,16 +50,21 @@ def run_report(*, storage_url: str, names: list[str] | None, out: str, export: s
     missing = [n for n in chosen if n not in available]
     if missing:
         raise UserError(f"no study {missing[0]!r} in the storage; available: {', '.join(sorted(available))}")
-    from reports.html import write_report
+    from effnas.reports.html import write_report
 
-    pages = write_report(storage, names=chosen, out=out_dir, storage_label=mask_url(storage_url), runs=run_dirs)
+    err = sys.stderr if err is None else err
+    skipped: list[str] = []
+    pages = write_report(storage, names=chosen, out=out_dir, storage_label=mask_url(storage_url), runs=run_dirs,
+                         skipped=skipped)
+    for line in skipped:
+        print(f"effnas: {line}", file=err)
     if export is not None:
         export_trials(storage, chosen, Path(export))
     return pages
 
 
 def export_trials(storage, names: list[str], path: Path) -> None:
-    from reports.frames import study_records, trials_frame
+    from effnas.reports.frames import study_records, trials_frame
 
     frames = []
     for name in names:

@@ -11,17 +11,17 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search import lifecycle, record, selection
-from search.data.kinds import check_spec, dims_of
-from search.executors import make_executor
-from search.trial import Budget, Candidate, Proposal, TrialPlanner, TrialTemplate
-from search.utils.memory import device_memory
-from space.arch import ArchSpec
-from space.cost import cost
-from space.errors import Terminated, UserError
-from studies.config import DEFAULT_STORAGE, StudyConfig, with_dims
-from studies.progress import Progress
-from studies.storage import check_storage_url, open_storage
+from effnas.search import lifecycle, record, selection
+from effnas.search.data.kinds import check_spec, dims_of
+from effnas.search.executors import make_executor
+from effnas.search.trial import Budget, Candidate, Proposal, TrialPlanner, TrialTemplate
+from effnas.search.utils.memory import device_memory
+from effnas.space.arch import ArchSpec
+from effnas.space.cost import cost
+from effnas.space.errors import Terminated, UserError
+from effnas.studies.config import DEFAULT_STORAGE, StudyConfig, with_dims
+from effnas.studies.progress import Progress
+from effnas.studies.storage import check_storage_url, open_storage
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def preflight(config: StudyConfig) -> DataInfo:
     check_storage_url(config.storage, write=True, create_default_dir=config.storage == DEFAULT_STORAGE)
     make_executor(config.executor, config.execution).check()
     check_spec(config.dataset)
-    from search.worker import load_cached
+    from effnas.search.worker import load_cached
 
     data = load_cached(config.dataset, resolution=config.resolution, split_seed=config.seed,
                        val_fraction=config.train.val_fraction, device=driver_device(config))
@@ -68,7 +68,7 @@ def preflight(config: StudyConfig) -> DataInfo:
 def driver_device(config: StudyConfig):
     import torch
 
-    from search.utils.devices import pick_device
+    from effnas.search.utils.devices import pick_device
 
     if config.executor == "ray":
         return torch.device("cpu")  # the driver only counts classes; workers load their own copy

@@ -19,21 +19,21 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import TrialState
 
-from search import catalog, record, selection
-from search.data.kinds import dataset_channels, dataset_classes
-from search.selection import TripleScore
-from search.trial import Proposal
-from space import presets
-from space.arch import ArchSpec
-from space.compound import Member, Triple, check_coefficients, compound_grid, constraint, family, member
-from space.cost import cost
-from space.errors import UserError
-from studies import __version__
-from studies.config import StudyConfig, with_dims
-from studies.progress import duration
-from studies.runner import check_memory, create_or_join, preflight, settle_dims, storage_for, train_list
-from studies.storage import mask_url, open_storage
-from studies.tables import input_size
+from effnas.search import catalog, record, selection
+from effnas.search.data.kinds import dataset_channels, dataset_classes
+from effnas.search.selection import TripleScore
+from effnas.search.trial import Proposal
+from effnas.space import presets
+from effnas.space.arch import ArchSpec
+from effnas.space.compound import Member, Triple, check_coefficients, compound_grid, constraint, family, member
+from effnas.space.cost import cost
+from effnas.space.errors import UserError
+from effnas.studies import __version__
+from effnas.studies.config import StudyConfig, with_dims
+from effnas.studies.progress import duration
+from effnas.studies.runner import check_memory, create_or_join, preflight, settle_dims, storage_for, train_list
+from effnas.studies.storage import mask_url, open_storage
+from effnas.studies.tables import input_size
 
 
 @dataclass(frozen=True)

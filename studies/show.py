@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from space import presets
-from space.arch import check_dims
-from space.checks import within
-from space.compound import check_multiplier, scale
-from space.cost import stage_costs
-from space.errors import UserError
-from space.references import ResNetSpec
-from studies.tables import extent, text_table
+from effnas.space import presets
+from effnas.space.arch import check_dims
+from effnas.space.checks import within
+from effnas.space.compound import check_multiplier, scale
+from effnas.space.cost import stage_costs
+from effnas.space.errors import UserError
+from effnas.space.references import ResNetSpec
+from effnas.studies.tables import extent, text_table
 
 
 def describe(text: str, *, width: float | None = None, depth: float | None = None,

@@ -8,9 +8,9 @@ from typing import Any
 
 import optuna
 
-from search.lifecycle import GRACE_PERIOD, HEARTBEAT_INTERVAL, requeue
-from search.utils.files import check_writable
-from space.errors import UserError
+from effnas.search.lifecycle import GRACE_PERIOD, HEARTBEAT_INTERVAL, requeue, whole_line_journal
+from effnas.search.utils.files import check_writable
+from effnas.space.errors import UserError
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -179,12 +179,17 @@ def open_storage(url: str, *, write: bool, create_default_dir: bool = False) -> 
     if path is not None and not write and not path.stat().st_size:
         raise UserError(f"storage {url!r} is an empty file: it holds no study")  # a reader creates no tables
     if url.startswith("journal:"):
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
+        from optuna.storages.journal import JournalStorage
 
         file = Path(url[len("journal:"):])
         if not file.exists() and not write:
             raise UserError(f"storage {url!r} does not exist")
-        return JournalStorage(JournalFileBackend(str(file)))
+        try:  # the journal is replayed here: records of another shape fail inside Optuna's replay
+            return JournalStorage(whole_line_journal(str(file)))
+        except (KeyError, AssertionError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            detail = f"{type(exc).__name__}: {exc}"[:200]
+            raise UserError(f"storage {url!r} is not an Optuna journal: its records do not replay ({detail})") \
+                from None
     if path is not None and create_default_dir:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,24 +16,24 @@ from typing import Any, TextIO
 
 import torch
 
-from search import catalog
-from search.data.augment import make_augment
-from search.data.kinds import check_spec, dataset_channels, dims_of
-from search.settings import as_recorded_now
-from search.training import checkpoint, distributed
-from search.training.run import FullRun, train_run
-from search.utils.devices import pick_device
-from search.utils.files import check_writable
-from space import presets
-from space.arch import ArchSpec
-from space.cost import Network
-from space.errors import UserError
-from space.references import ResNetSpec
-from studies import __version__
-from studies.config import FIELD_BY_NAME, StudyConfig, load_config
-from studies.outputs import check_outside_cache, resolved, run_folder_of
-from studies.progress import EpochProgress
-from studies.storage import mask_url, open_storage
+from effnas.search import catalog
+from effnas.search.data.augment import make_augment
+from effnas.search.data.kinds import check_spec, dataset_channels, dims_of
+from effnas.search.settings import as_recorded_now
+from effnas.search.training import checkpoint, distributed
+from effnas.search.training.run import FullRun, train_run
+from effnas.search.utils.devices import pick_device
+from effnas.search.utils.files import check_writable
+from effnas.space import presets
+from effnas.space.arch import ArchSpec
+from effnas.space.cost import Network
+from effnas.space.errors import UserError
+from effnas.space.references import ResNetSpec
+from effnas.studies import __version__
+from effnas.studies.config import FIELD_BY_NAME, StudyConfig, load_config
+from effnas.studies.outputs import check_outside_cache, resolved, run_folder_of
+from effnas.studies.progress import EpochProgress
+from effnas.studies.storage import mask_url, open_storage
 
 # may change between a run and its resumption (compile and cuda_graphs are for study trials only)
 IDENTITY_EXCLUDES = ("devices", "device", "name", "out", "storage", "compile", "cuda_graphs")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 
-from space.arch import ArchSpec, StageSpec
+from effnas.space.arch import ArchSpec, StageSpec
 
 
 def random_stage(rng: random.Random) -> StageSpec:

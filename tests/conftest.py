@@ -34,7 +34,7 @@ def digit_pngs(tmp_path_factory):
     """digits/CLASS/N.png at 16 px: three images of each class, from the end of the bundled set."""
     from PIL import Image
 
-    from search.data.kinds import load_dataset
+    from effnas.search.data.kinds import load_dataset
 
     data = load_dataset("digits", resolution=16, seed=0, val_fraction=0.2)
     root = tmp_path_factory.mktemp("pngs") / "digits"

@@ -29,6 +29,11 @@ def modules() -> dict[str, Path]:
 MODULES = modules()
 
 
+def local(module: str) -> str:
+    """A first-party module by its folder's name: effnas.search.trial is search/trial.py."""
+    return module.removeprefix("effnas.")
+
+
 def imports_of(name: str, path: Path) -> set[str]:
     """The first-party modules ``name`` imports anywhere in its source."""
     tree = ast.parse(path.read_text(), filename=str(path))
@@ -36,9 +41,9 @@ def imports_of(name: str, path: Path) -> set[str]:
     out: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
+            targets = [local(alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
+            base = local(node.module or "")
             if node.level:
                 base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base
                                                                                                     else []))

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from space.errors import UserError
+from effnas.space.errors import UserError
 
 if TYPE_CHECKING:
     import torch

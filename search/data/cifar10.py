@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from space.errors import UserError
+from effnas.space.errors import UserError
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from search.utils.memory import available_bytes, check_fits
-from space.errors import UserError
+from effnas.search.utils.memory import available_bytes, check_fits
+from effnas.space.errors import UserError
 
 MIN_TRAIN = 2  # samples a training split needs: batch norm's statistics take two samples in a batch
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from space.errors import UserError
+from effnas.space.errors import UserError
 
 CLASSES = tuple(str(d) for d in range(10))
 

@@ -5,7 +5,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from space.errors import UserError
+from effnas.space.errors import UserError
 
 MAX_FILES = 2_000_000  # directory entries a dataset's scan visits before it gives up
 

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from search.utils.files import made_plainly
-from search.utils.processes import pid_alive
-from space.errors import UserError
+from effnas.search.utils.files import made_plainly
+from effnas.search.utils.processes import pid_alive
+from effnas.space.errors import UserError
 
 FORMAT = 1  # bump when the entry's layout changes
 CHUNK = 64  # images a decoding process returns at a time

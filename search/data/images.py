@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from search.data import imagecache
-from search.data.folders import check_classes, class_files
-from search.utils.memory import check_fits
+from effnas.search.data import imagecache
+from effnas.search.data.folders import check_classes, class_files
+from effnas.search.utils.memory import check_fits
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from space.errors import UserError
+from effnas.space.errors import UserError
 
 if TYPE_CHECKING:
     import torch
 
-    from search.data.dataset import Dataset
+    from effnas.search.data.dataset import Dataset
 
 Loader = Callable[[str, "Path | None", int, int, float], "Dataset"]  # (spec, root, resolution, seed, val_fraction)
 TestLoader = Callable[[str, "Path | None", int, tuple], "tuple[torch.Tensor, torch.Tensor]"]
@@ -42,14 +42,14 @@ class DatasetKind:
 
 
 def _digits_classes(root: Path | None) -> tuple[str, ...]:
-    from search.data import digits
+    from effnas.search.data import digits
 
     return digits.CLASSES
 
 
 def _load_digits(spec: str, root: Path | None, resolution: int, seed: int, val_fraction: float) -> Dataset:
-    from search.data.dataset import resize_images, split
-    from search.data.digits import CLASSES, read_digits
+    from effnas.search.data.dataset import resize_images, split
+    from effnas.search.data.digits import CLASSES, read_digits
 
     images, labels = read_digits()
     return split(spec, resize_images(images, resolution), labels, seed=seed, val_fraction=val_fraction,
@@ -57,14 +57,14 @@ def _load_digits(spec: str, root: Path | None, resolution: int, seed: int, val_f
 
 
 def _cifar10_classes(root: Path | None) -> tuple[str, ...]:
-    from search.data import cifar10
+    from effnas.search.data import cifar10
 
     return cifar10.CLASSES
 
 
 def _load_cifar10(spec: str, root: Path | None, resolution: int, seed: int, val_fraction: float) -> Dataset:
-    from search.data.cifar10 import CLASSES, read_batches
-    from search.data.dataset import resize_images, split
+    from effnas.search.data.cifar10 import CLASSES, read_batches
+    from effnas.search.data.dataset import resize_images, split
 
     images, labels = read_batches(root, "data_batch_*")
     return split(spec, resize_images(images, resolution), labels, seed=seed, val_fraction=val_fraction,
@@ -73,8 +73,8 @@ def _load_cifar10(spec: str, root: Path | None, resolution: int, seed: int, val_
 
 def _test_cifar10(spec: str, root: Path | None, resolution: int,
                   classes: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    from search.data.cifar10 import CLASSES, read_batches
-    from search.data.dataset import resize_images
+    from effnas.search.data.cifar10 import CLASSES, read_batches
+    from effnas.search.data.dataset import resize_images
 
     if tuple(classes) != CLASSES:
         raise UserError(f"--test {spec!r}: CIFAR-10's classes are not the training data's {list(classes)}")
@@ -83,13 +83,13 @@ def _test_cifar10(spec: str, root: Path | None, resolution: int,
 
 
 def _folder_names(root: Path | None) -> tuple[str, ...]:
-    from search.data.folders import class_names
+    from effnas.search.data.folders import class_names
 
     return class_names(root)
 
 
 def _folder_count(root: Path | None) -> int:
-    from search.data.images import image_files
+    from effnas.search.data.images import image_files
 
     files = image_files(root)
     if not files:
@@ -98,9 +98,9 @@ def _folder_count(root: Path | None) -> int:
 
 
 def _load_folder(spec: str, root: Path | None, resolution: int, seed: int, val_fraction: float) -> Dataset:
-    from search.data.dataset import resize_images, split, split_sizes
-    from search.data.folders import class_names
-    from search.data.images import folder_images, read_folder
+    from effnas.search.data.dataset import resize_images, split, split_sizes
+    from effnas.search.data.folders import class_names
+    from effnas.search.data.images import folder_images, read_folder
 
     files = folder_images(root)
     split_sizes(spec, len(files), val_fraction)  # before an image is decoded or written to the cache
@@ -114,8 +114,8 @@ def _test_folder(spec: str, root: Path | None, resolution: int,
     """A folder whose class sub-folders are named as (some of) the training classes, renumbered to theirs."""
     import torch
 
-    from search.data.folders import class_names
-    from search.data.images import read_folder
+    from effnas.search.data.folders import class_names
+    from effnas.search.data.images import read_folder
 
     images, labels, _ = read_folder(root, resolution)  # a held-out set: evaluated batch by batch, mapped or not
     names = class_names(root)
@@ -128,16 +128,16 @@ def _test_folder(spec: str, root: Path | None, resolution: int,
 
 
 def _shapes3d_classes(root: Path | None) -> tuple[str, ...]:
-    from search.data import shapes3d
+    from effnas.search.data import shapes3d
 
     return tuple(shapes3d.CLASSES)
 
 
 def _load_shapes3d(spec: str, root: Path | None, resolution: int, seed: int, val_fraction: float) -> Dataset:
-    from search.data import shapes3d
-    from search.data.dataset import split
-    from search.data.volumes import resize_volumes
-    from search.utils.memory import check_fits
+    from effnas.search.data import shapes3d
+    from effnas.search.data.dataset import split
+    from effnas.search.data.volumes import resize_volumes
+    from effnas.search.utils.memory import check_fits
 
     volumes, labels = shapes3d.generate()
     check_fits(len(labels), resolution, where=spec, channels=1, dims=3, itemsize=4)
@@ -146,21 +146,21 @@ def _load_shapes3d(spec: str, root: Path | None, resolution: int, seed: int, val
 
 
 def _volumes_count(root: Path | None) -> int:
-    from search.data.volumes import volume_files
+    from effnas.search.data.volumes import volume_files
 
     return max(index for _, index in volume_files(root)) + 1
 
 
 def _volumes_channels(root: Path | None) -> int:
-    from search.data.volumes import read_volume, volume_files
+    from effnas.search.data.volumes import read_volume, volume_files
 
     return read_volume(volume_files(root)[0][0]).shape[0]
 
 
 def _load_volumes(spec: str, root: Path | None, resolution: int, seed: int, val_fraction: float) -> Dataset:
-    from search.data.dataset import split, split_sizes
-    from search.data.folders import class_names
-    from search.data.volumes import load_volumes, volume_files
+    from effnas.search.data.dataset import split, split_sizes
+    from effnas.search.data.folders import class_names
+    from effnas.search.data.volumes import load_volumes, volume_files
 
     files = volume_files(root)
     split_sizes(spec, len(files), val_fraction)  # before a volume is read

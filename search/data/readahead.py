@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import torch
 
-from search.data.dataset import Rows
+from effnas.search.data.dataset import Rows
 
 DEPTH = 4  # batches gathered ahead of the one in use
 READERS = 2  # threads gathering them

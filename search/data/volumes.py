@@ -15,9 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from search.data.folders import check_classes, class_files
-from search.utils.memory import available_bytes, check_fits, gib
-from space.errors import UserError
+from effnas.search.data.folders import check_classes, class_files
+from effnas.search.utils.memory import available_bytes, check_fits, gib
+from effnas.space.errors import UserError
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 VOLUME_SUFFIXES = (".npy", *NIFTI_SUFFIXES)

@@ -9,21 +9,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from space.errors import UserError
+from effnas.space.errors import UserError
 
 if TYPE_CHECKING:
-    from search.executors.base import Executor
-    from search.settings import ExecutorSettings
+    from effnas.search.executors.base import Executor
+    from effnas.search.settings import ExecutorSettings
 
 
 def _local() -> type[Executor]:
-    from search.executors.local import LocalExecutor
+    from effnas.search.executors.local import LocalExecutor
 
     return LocalExecutor
 
 
 def _ray() -> type[Executor]:
-    from search.executors.ray import RayExecutor
+    from effnas.search.executors.ray import RayExecutor
 
     return RayExecutor
 

@@ -5,8 +5,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from search.trial import Candidate, TrialPlanner
-from space.errors import SearchError
+from effnas.search.trial import Candidate, TrialPlanner
+from effnas.space.errors import SearchError
 
 OnTrial = Callable[[Candidate, str], None]  # (candidate, "complete" | "fail")
 

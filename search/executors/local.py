@@ -15,15 +15,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from search import lifecycle
-from search.executors.base import FailureStreak, OnTrial
-from search.lifecycle import Heartbeat
-from search.settings import ExecutorSettings
-from search.trial import TrialPlanner
-from search.utils import cores, devices, signals
-from search.utils.cores import CoreMeter
-from search.worker import run_trial
-from space.errors import SearchError, UserError
+from effnas.search import lifecycle
+from effnas.search.executors.base import FailureStreak, OnTrial
+from effnas.search.lifecycle import Heartbeat
+from effnas.search.settings import ExecutorSettings
+from effnas.search.trial import TrialPlanner
+from effnas.search.utils import cores, devices, signals
+from effnas.search.utils.cores import CoreMeter
+from effnas.search.worker import run_trial
+from effnas.space.errors import SearchError, UserError
 
 PlannerFactory = Callable[[str], TrialPlanner]  # a device -> a planner on the same study, in a worker process
 

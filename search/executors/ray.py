@@ -18,14 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from search import record
-from search.executors.base import FailureStreak, OnTrial
-from search.lifecycle import HEARTBEAT_INTERVAL, Heartbeat
-from search.record import MEASURED
-from search.settings import ExecutorSettings
-from search.trial import Candidate, TrialPlanner, TrialSpec
-from search.worker import run_trial
-from space.errors import UserError
+from effnas.search import record
+from effnas.search.executors.base import FailureStreak, OnTrial
+from effnas.search.lifecycle import HEARTBEAT_INTERVAL, Heartbeat
+from effnas.search.record import MEASURED
+from effnas.search.settings import ExecutorSettings
+from effnas.search.trial import Candidate, TrialPlanner, TrialSpec
+from effnas.search.worker import run_trial
+from effnas.space.errors import UserError
 
 ERROR_KEY = "effnas_error"
 _RAY = {"started": False}  # this process's Ray was started or joined by an executor's check() or run()
@@ -40,8 +40,8 @@ def train_on_worker(config: dict[str, Any]) -> None:
     """
     from ray import tune
 
-    from search.utils import cores, devices
-    from search.utils.cores import CoreMeter
+    from effnas.search.utils import cores, devices
+    from effnas.search.utils.cores import CoreMeter
 
     def report_rung(epochs: int, accuracy: float) -> bool:
         tune.report(dict(zip(RUNG_KEYS, (epochs, accuracy))))

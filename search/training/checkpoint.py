@@ -36,11 +36,11 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from search.utils.files import write_atomic
-from space.arch import MAX_CHANNELS
-from space.checks import is_number, within
-from space.cost import MAX_RESOLUTION
-from space.errors import UserError
+from effnas.search.utils.files import read_bounded, write_atomic
+from effnas.space.arch import MAX_CHANNELS
+from effnas.space.checks import is_number, within
+from effnas.space.cost import MAX_RESOLUTION
+from effnas.space.errors import UserError
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -58,12 +58,25 @@ def write_json(path: Path, value: Any) -> None:
     write_atomic(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
-def read_json(path: Path) -> Any:
+MAX_JSON_BYTES = 512 * 2**20  # a run's JSON files (an evaluation with its example images is a few MB)
+
+
+def read_text(path: Path) -> str:
+    """A run file's text: a regular file (never a device or a FIFO, which would never end or never come) of
+    bounded size, in UTF-8."""
+    data = read_bounded(path, limit=MAX_JSON_BYTES, what="run file")
     try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"{str(path)!r} does not exist") from None
-    except (OSError, ValueError) as exc:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{str(path)!r} is not text (binary data at byte {exc.start})") from None
+
+
+def read_json(path: Path) -> Any:
+    if not Path(path).exists():
+        raise UserError(f"{str(path)!r} does not exist")
+    try:
+        return json.loads(read_text(path))
+    except ValueError as exc:
         raise UserError(f"{str(path)!r} is not readable JSON: {exc}") from None
 
 
@@ -137,12 +150,16 @@ def save_checkpoint(folder: Path, *, epoch: int, model: dict[str, torch.Tensor],
     partial = root / f"{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
-    tensors, optimizer_meta = _flatten_optimizer(optimizer)
-    write_atomic(partial / WEIGHTS, to_bytes(model, metadata))
-    if ema is not None:
-        write_atomic(partial / EMA_WEIGHTS, to_bytes(ema, metadata))
-    write_atomic(partial / OPTIMIZER, to_bytes(tensors))
-    write_json(partial / STATE, {**state, "epoch": epoch, "optimizer": optimizer_meta})
+    try:
+        tensors, optimizer_meta = _flatten_optimizer(optimizer)
+        write_atomic(partial / WEIGHTS, to_bytes(model, metadata))
+        if ema is not None:
+            write_atomic(partial / EMA_WEIGHTS, to_bytes(ema, metadata))
+        write_atomic(partial / OPTIMIZER, to_bytes(tensors))
+        write_json(partial / STATE, {**state, "epoch": epoch, "optimizer": optimizer_meta})
+    except BaseException:  # a full disk, an interrupt: the previous checkpoint stands, no half of this one
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     if final.exists():  # a run killed after this rename, before the clean-up below
         _remove(final)
     os.replace(partial, final)
@@ -254,7 +271,7 @@ def read_run(folder: Path) -> RunFiles:
     folder = Path(folder)
     metrics = []
     if (folder / METRICS).exists():
-        metrics = [_metrics_row(line, folder / METRICS) for line in (folder / METRICS).read_text().splitlines()
+        metrics = [_metrics_row(line, folder / METRICS) for line in read_text(folder / METRICS).splitlines()
                    if line.strip()]
     evaluation = read_json(folder / EVALUATION) if (folder / EVALUATION).exists() else None
     if evaluation is not None:

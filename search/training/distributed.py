@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from space.errors import SearchError, UserError
+from effnas.space.errors import SearchError, UserError
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def launch(count: int, argv: list[str]) -> int:
     if "OMP_NUM_THREADS" not in os.environ:  # torchrun would set 1 and warn; share the cores instead
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // count))
     os.environ[HELD_BY_LAUNCHER] = "1"  # the launcher holds the run folder for its ranks
-    args = get_args_parser().parse_args(["--standalone", f"--nproc-per-node={count}", "--module", "studies.cli",
+    args = get_args_parser().parse_args(["--standalone", f"--nproc-per-node={count}", "--module", "effnas.studies.cli",
                                          *argv])
     try:
         run(args)

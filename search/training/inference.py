@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from search.training.checkpoint import (
+from effnas.search.training.checkpoint import (
     CONFIG,
     EMA_PREFIX,
     EMA_WEIGHTS,
@@ -21,7 +21,7 @@ from search.training.checkpoint import (
     read_tensors,
     require,
 )
-from space.errors import UserError
+from effnas.space.errors import UserError
 
 
 def checkpoint_of(text: str) -> Path:
@@ -87,7 +87,7 @@ class Trained:
     @property
     def dims(self) -> int:
         """Spatial dimensions of the network's input: 2 for images, 3 for volumes."""
-        from space import presets
+        from effnas.space import presets
 
         return presets.network(self.config["network"]).dims
 
@@ -106,8 +106,8 @@ class Trained:
 
 def load_trained(text: str) -> Trained:
     """The network of a run folder or checkpoint, in eval mode on the CPU, with its inference weights."""
-    from models import build
-    from space import presets
+    from effnas.models import build
+    from effnas.space import presets
 
     path = checkpoint_of(text)
     weights, config, kind = inference_weights(path)

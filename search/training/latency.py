@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from search.utils.devices import device_name, memory_layout
-from space.errors import UserError
+from effnas.search.utils.devices import device_name, memory_layout
+from effnas.space.errors import UserError
 
 MIN_WARMUP, MIN_RUNS = 10, 50
 MAX_WARMUP, MAX_RUNS = 10_000, 100_000  # bounds on work that would never end (--runs 1e9 is a typo)

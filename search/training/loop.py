@@ -21,11 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search.data.dataset import Dataset
-from search.data.readahead import batches
-from search.settings import TrainSettings
-from search.training.optim import WarmupCosine, make_optimizer, steps_per_epoch
-from search.utils.devices import memory_layout
+from effnas.search.data.dataset import Dataset
+from effnas.search.data.readahead import batches
+from effnas.search.settings import TrainSettings
+from effnas.search.training.optim import WarmupCosine, make_optimizer, steps_per_epoch
+from effnas.search.utils.devices import memory_layout
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from search.settings import TrainSettings
+from effnas.search.settings import TrainSettings
 
 
 def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:

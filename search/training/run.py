@@ -18,17 +18,17 @@ from typing import Any, Protocol, TextIO
 import torch
 from torch import nn
 
-from models import build
-from search.data.augment import make_augment
-from search.data.dataset import Dataset, place, subset
-from search.data.kinds import load_dataset, load_test
-from search.settings import RunSettings, TrainSettings
-from search.training import checkpoint, distributed
-from search.training.loop import batch_logits, evaluation_sums, recalibrate_batch_norm, train_epoch
-from search.training.optim import WarmupCosine, lr_factor, make_optimizer, steps_per_epoch
-from search.utils.devices import memory_layout
-from space.cost import Network, cost
-from space.errors import UserError
+from effnas.models import build
+from effnas.search.data.augment import make_augment
+from effnas.search.data.dataset import Dataset, place, subset
+from effnas.search.data.kinds import load_dataset, load_test
+from effnas.search.settings import RunSettings, TrainSettings
+from effnas.search.training import checkpoint, distributed
+from effnas.search.training.loop import batch_logits, evaluation_sums, recalibrate_batch_norm, train_epoch
+from effnas.search.training.optim import WarmupCosine, lr_factor, make_optimizer, steps_per_epoch
+from effnas.search.utils.devices import memory_layout
+from effnas.space.cost import Network, cost
+from effnas.space.errors import UserError
 
 EXAMPLES = 24  # validation images shown with their predictions on the report page
 

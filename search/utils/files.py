@@ -6,12 +6,13 @@ checked with :func:`check_writable` before anything is written, so a bad path fa
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
 from pathlib import Path
 
-from space.errors import UserError
+from effnas.space.errors import UserError
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -110,3 +111,23 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def write_together(files: dict[Path, bytes]) -> None:
+    """Write several files (of one folder) so that a failure (a full disk) leaves none of them changed: each goes
+    to a temporary file first, and only when all are whole are they renamed into place."""
+    written: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files.items():
+            handle, temporary = temporary_beside(Path(path))
+            written.append((temporary, Path(path)))
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+        for temporary, path in written:
+            os.replace(temporary, path)
+    finally:
+        for temporary, _ in written:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from space.errors import UserError
+from effnas.space.errors import UserError
 
 GIB = 1 << 30
 

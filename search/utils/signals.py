@@ -17,13 +17,13 @@ import threading
 import time
 from types import FrameType
 
-from space.errors import Terminated
+from effnas.space.errors import Terminated
 
 RETRY = 0.05
 PATIENCE = 10.0
 # Code that talks to the storage: a signal raised inside it could leave a transaction open.
 STORAGE_MODULES = ("sqlalchemy", "sqlite3", "psycopg", "psycopg2", "alembic", "optuna.storages", "optuna.study._tell",
-                   "search.lifecycle")
+                   "effnas.search.lifecycle")
 
 _state: dict = {"pending": None, "since": None, "timer": None, "raised": (None, 0.0)}
 BURST = 1.0  # seconds: the same signal again this soon after it was raised is the same request (a process

@@ -5,9 +5,9 @@ import time
 
 import torch
 
-from models import build
-from space import presets
-from space.cost import cost
+from effnas.models import build
+from effnas.space import presets
+from effnas.space.cost import cost
 from tests.space.test_cost import fvcore_macs
 
 

@@ -25,7 +25,7 @@ IMAGES, SIDE, CLASSES = 5000, 128, 10
 LOAD = """
 import json, resource, sys, time
 start = time.perf_counter()
-from search.data.kinds import load_dataset
+from effnas.search.data.kinds import load_dataset
 if sys.argv[1] == "none":  # the imports alone: the baseline every load's peak is measured against
     data, stored = None, 0
 else:
@@ -44,8 +44,8 @@ import gc, json, mmap, os, sys, time, warnings
 from pathlib import Path
 import torch
 torch.set_num_threads(1)
-from search.data import readahead
-from search.data.kinds import load_dataset
+from effnas.search.data import readahead
+from effnas.search.data.kinds import load_dataset
 data = load_dataset(sys.argv[1], resolution=int(sys.argv[2]))
 order = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(0))
 indices = [order[b * 32:(b + 1) * 32] for b in range(len(order) // 32)]
@@ -87,14 +87,14 @@ EPOCH = """
 import json, sys
 import torch
 torch.set_num_threads(1)
-from models import build
-from search.data import readahead
-from search.data.kinds import load_dataset
-from search.settings import TrainSettings
-from search.training.optim import WarmupCosine, make_optimizer
-from search.training.loop import train_epoch
-from space import presets
-from space.searchspace import SearchSpace
+from effnas.models import build
+from effnas.search.data import readahead
+from effnas.search.data.kinds import load_dataset
+from effnas.search.settings import TrainSettings
+from effnas.search.training.optim import WarmupCosine, make_optimizer
+from effnas.search.training.loop import train_epoch
+from effnas.space import presets
+from effnas.space.searchspace import SearchSpace
 if sys.argv[3] == "direct":  # batches gathered in the training thread, as before read-ahead
     readahead.needs_reading = lambda x, device: False
 data = load_dataset(sys.argv[1], resolution=int(sys.argv[2]))

@@ -15,12 +15,12 @@ import time
 import optuna
 import torch
 
-from search.selection import proxy_fidelity
-from search.settings import TrainSettings
-from search.trial import TrialSpec
-from search.worker import run_trial
-from space import presets
-from space.searchspace import SearchSpace
+from effnas.search.selection import proxy_fidelity
+from effnas.search.settings import TrainSettings
+from effnas.search.trial import TrialSpec
+from effnas.search.worker import run_trial
+from effnas.space import presets
+from effnas.space.searchspace import SearchSpace
 
 ARCHITECTURES = 16
 REFERENCE = {"epochs": 10, "resolution": 32}

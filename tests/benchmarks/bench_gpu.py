@@ -26,11 +26,11 @@ STUDY_TRIALS = int(os.environ.get("EFFNAS_BENCH_TRIALS", "24"))
 def compile_payoff(resolution: int = 32, batch: int = 32, images: int = 1437) -> dict:
     """Seconds of a default trial's epoch (digits' 1,437 training images at 32 px, batch 32) eager and compiled,
     the compile time, and after how many epochs compiling pays for itself."""
-    from models import build
-    from search.settings import TrainSettings
-    from search.training.loop import GraphedStep, train_epoch
-    from search.training.optim import WarmupCosine, make_optimizer
-    from space import presets
+    from effnas.models import build
+    from effnas.search.settings import TrainSettings
+    from effnas.search.training.loop import GraphedStep, train_epoch
+    from effnas.search.training.optim import WarmupCosine, make_optimizer
+    from effnas.space import presets
     from tests.benchmarks.bench_train import synthetic
 
     device = torch.device("cuda")
@@ -109,7 +109,7 @@ def busy_during_study(workers: int, extra: tuple[str, ...] = (), env: dict | Non
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/g.db"
-        command = [sys.executable, "-m", "studies.cli", "search", "--study", "gpu", "--storage", url, "--trials",
+        command = [sys.executable, "-m", "effnas.studies.cli", "search", "--study", "gpu", "--storage", url, "--trials",
                    str(STUDY_TRIALS), "--workers", str(workers), "--devices", "cuda:0", *extra]
         thread = threading.Thread(target=sample, daemon=True)
         start = time.perf_counter()

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import optuna
 
-from search import halving, record, selection
-from search.settings import TrainSettings
-from search.trial import TrialSpec
-from search.worker import run_trial
+from effnas.search import halving, record, selection
+from effnas.search.settings import TrainSettings
+from effnas.search.trial import TrialSpec
+from effnas.search.worker import run_trial
 
 ROOT = Path(__file__).resolve().parents[2]
 BUDGET = int(os.environ.get("EFFNAS_BENCH_EPOCHS", "60"))
@@ -42,7 +42,7 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def effnas(*args: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "studies.cli", *args], cwd=ROOT, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "effnas.studies.cli", *args], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, **ONE_THREAD, "PYTHONPATH": str(ROOT)})
     if done.returncode:
         raise RuntimeError(f"effnas {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}")

@@ -24,7 +24,7 @@ TRIALS = 12
 def measure(executor: list[str], tmp: str, name: str) -> dict:
     url = f"sqlite:///{tmp}/b.db"
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "studies.cli", "search", "--study", name, "--storage", url,
+    subprocess.run([sys.executable, "-m", "effnas.studies.cli", "search", "--study", name, "--storage", url,
                     "--trials", str(TRIALS), "--dataset", "digits", "--epochs", "1", "--resolution", "12",
                     "--base", TINY, *executor], cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def main() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "studies.cli", "search"], cwd=tmp, check=True,
+        subprocess.run([sys.executable, "-m", "effnas.studies.cli", "search"], cwd=tmp, check=True,
                        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - start
         study = optuna.load_study(study_name="effnas", storage=f"sqlite:///{tmp}/runs/effnas.db")

@@ -51,8 +51,8 @@ def step_times(resolution: int = 32, batch: int = 32) -> dict[str, dict[int, flo
     """Median seconds of a training step (AdamW, channels_last) per network and thread count, alternated."""
     import torch
 
-    from models import build
-    from space import presets
+    from effnas.models import build
+    from effnas.space import presets
 
     out: dict[str, dict[int, float]] = {}
     for name, text in NETWORKS.items():
@@ -85,7 +85,7 @@ def default_study(extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         try:
-            subprocess.run([sys.executable, "-m", "studies.cli", "search", *extra], cwd=folder, timeout=TIMEOUT,
+            subprocess.run([sys.executable, "-m", "effnas.studies.cli", "search", *extra], cwd=folder, timeout=TIMEOUT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
                            env={**os.environ, "PYTHONPATH": str(ROOT)})
             finished = True
@@ -100,7 +100,7 @@ def default_study(extra: list[str]) -> dict:
 
 
 def main() -> dict:
-    from search.utils.cores import usable_cores
+    from effnas.search.utils.cores import usable_cores
 
     cores = usable_cores()
     results: dict = {"cores": cores, "steps": {}, "studies": {}}

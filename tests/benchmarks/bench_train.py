@@ -13,13 +13,13 @@ import time
 
 import torch
 
-from models import build
-from search.data.dataset import Dataset
-from search.settings import TrainSettings
-from search.training.latency import measure_latency
-from search.training.loop import train_epoch
-from search.training.optim import WarmupCosine, make_optimizer
-from space import presets
+from effnas.models import build
+from effnas.search.data.dataset import Dataset
+from effnas.search.settings import TrainSettings
+from effnas.search.training.latency import measure_latency
+from effnas.search.training.loop import train_epoch
+from effnas.search.training.optim import WarmupCosine, make_optimizer
+from effnas.space import presets
 
 SIZES = {"cpu": {32: (64, 8), 224: (16, 3)}, "cuda": {32: (256, 40), 224: (128, 30)}}  # px: (batch, timed steps)
 

@@ -21,9 +21,9 @@ def run(workers: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/w.db"
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "studies.cli", "search", "--study", "w", "--storage", url, "--trials",
-                        str(TRIALS), "--workers", str(workers), "--threads-per-worker", "1", *TINY], cwd=ROOT,
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        subprocess.run([sys.executable, "-m", "effnas.studies.cli", "search", "--study", "w", "--storage", url,
+                        "--trials", str(TRIALS), "--workers", str(workers), "--threads-per-worker", "1", *TINY],
+                       cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
         wall = time.perf_counter() - start
         study = optuna.load_study(study_name="w", storage=url)

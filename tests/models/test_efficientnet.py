@@ -3,11 +3,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models import build
-from models.blocks import MBConv, drop_path
-from space import presets
-from space.arch import ArchSpec
-from space.errors import UserError
+from effnas.models import build
+from effnas.models.blocks import MBConv, drop_path
+from effnas.space import presets
+from effnas.space.arch import ArchSpec
+from effnas.space.errors import UserError
 
 
 @pytest.mark.parametrize("name", list(presets.PRESETS))

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from models import build
-from models.blocks import MBConv, SqueezeExcite
-from space import presets
-from space.arch import ArchSpec
+from effnas.models import build
+from effnas.models.blocks import MBConv, SqueezeExcite
+from effnas.space import presets
+from effnas.space.arch import ArchSpec
 
 TINY_3D = ArchSpec.parse("3d in_c1 stem_c8 ds_r1_k3_s1_c8_se0.25 ir_r2_k5_s2_e3_c16_se0.25 head_c32")
 

@@ -12,9 +12,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from models import build
-from space import presets
-from space.cost import cost
+from effnas.models import build
+from effnas.space import presets
+from effnas.space.cost import cost
 from tests.space.test_cost import fvcore_macs
 
 monai_nets = pytest.importorskip("monai.networks.nets")

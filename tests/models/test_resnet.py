@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models import ResNet, build
-from models.resnet import Bottleneck
-from space.references import REFERENCES
+from effnas.models import ResNet, build
+from effnas.models.resnet import Bottleneck
+from effnas.space.references import REFERENCES
 
 
 def test_names_match_torchvisions_state_dict():

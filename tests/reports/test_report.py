@@ -9,9 +9,9 @@ import optuna
 import pandas as pd
 import pytest
 
-from reports.frames import study_records
-from reports.html import safe_name
-from reports.info import front_info
+from effnas.reports.frames import study_records
+from effnas.reports.html import safe_name
+from effnas.reports.info import front_info
 from tests.clirun import assert_user_error, effnas
 from tests.reports.conftest import EVIL
 

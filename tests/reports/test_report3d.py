@@ -8,9 +8,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from reports.html import safe_name
-from space.arch import ArchSpec
-from space.cost import cost
+from effnas.reports.html import safe_name
+from effnas.space.arch import ArchSpec
+from effnas.space.cost import cost
 from tests.clirun import effnas
 from tests.reports.test_report import CHROMIUM, render
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from reports.html import safe_name
+from effnas.reports.html import safe_name
 from tests.clirun import ROOT, effnas
 from tests.reports.test_report import CHROMIUM, render
 
@@ -37,7 +37,7 @@ def test_report_killed_at_random_points(nas_storage, tmp_path):
     rng = random.Random(20261122)
     kills = 0
     for _ in range(4):
-        process = subprocess.Popen([sys.executable, "-m", "studies.cli", *args], cwd=ROOT,
+        process = subprocess.Popen([sys.executable, "-m", "effnas.studies.cli", *args], cwd=ROOT,
                                    env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.1, 0.9) * duration)  # somewhere inside a run, however fast this machine is

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from search.data.augment import CropFlip, make_augment
+from effnas.search.data.augment import CropFlip, make_augment
 
 
 def test_no_crop_no_flip_is_the_identity_and_a_flip_is_exact():

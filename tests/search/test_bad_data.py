@@ -16,9 +16,9 @@ import pytest
 import torch
 from PIL import Image
 
-from search.data import cifar10, imagecache, kinds
-from search.data.volumes import read_volume
-from space.errors import UserError
+from effnas.search.data import cifar10, imagecache, kinds
+from effnas.search.data.volumes import read_volume
+from effnas.space.errors import UserError
 from tests.clirun import ROOT, assert_user_error
 from tests.studies.test_bad_input import FAST, run, snapshot
 
@@ -49,9 +49,9 @@ def no_decoding(*args, **kwargs):
 # decoding processes (one image a chunk), and is repeated: with the inherited handler 5 runs in 6 failed.
 LOADS = textwrap.dedent("""
     import os, sys
-    from search.data import imagecache
-    from search.utils import signals
-    from search.data.kinds import load_dataset
+    from effnas.search.data import imagecache
+    from effnas.search.utils import signals
+    from effnas.search.data.kinds import load_dataset
 
     imagecache.CHUNK = 1
     os.cpu_count = lambda: 8
@@ -170,7 +170,7 @@ def test_a_training_split_of_one_volume_is_refused(tmp_path, monkeypatch):
     for name in ("a", "b"):
         (tmp_path / "v" / name).mkdir(parents=True)
         np.save(tmp_path / "v" / name / "0.npy", np.ones((4, 4, 4), dtype=np.float32))
-    monkeypatch.setattr("search.data.volumes.load_volumes", no_decoding)
+    monkeypatch.setattr("effnas.search.data.volumes.load_volumes", no_decoding)
     with pytest.raises(UserError, match="training needs at least 2"):
         kinds.load_dataset(f"volumes:{tmp_path / 'v'}", resolution=8)
 

@@ -6,12 +6,12 @@ import os
 import pytest
 import torch
 
-from models import build
-from search.settings import TrainSettings
-from search.training import checkpoint, inference
-from search.training.optim import make_optimizer
-from space.arch import ArchSpec
-from space.errors import UserError
+from effnas.models import build
+from effnas.search.settings import TrainSettings
+from effnas.search.training import checkpoint, inference
+from effnas.search.training.optim import make_optimizer
+from effnas.space.arch import ArchSpec
+from effnas.space.errors import UserError
 
 TINY = ArchSpec.parse("stem_c8 ds_r1_k3_s1_c8_se0.25 ir_r1_k3_s2_e3_c16 head_c32")
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from search.data.kinds import load_dataset
-from space.errors import UserError
+from effnas.search.data.kinds import load_dataset
+from effnas.space.errors import UserError
 
 
 def test_digits_resized_and_split_by_seed():
@@ -85,7 +85,7 @@ def test_digits_are_scikit_learns_read_without_importing_it():
 
     from sklearn.datasets import load_digits
 
-    from search.data.digits import read_digits
+    from effnas.search.data.digits import read_digits
 
     images, labels = read_digits()
     bunch = load_digits()
@@ -98,7 +98,7 @@ def test_digits_are_scikit_learns_read_without_importing_it():
 
 @pytest.mark.parametrize("seed", range(4))
 def test_rows_permuted_in_place_equal_the_permuted_copy(seed):
-    from search.data.dataset import permute_rows
+    from effnas.search.data.dataset import permute_rows
 
     generator = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 256, (97, 3, 2, 2), dtype=torch.uint8, generator=generator)
@@ -115,7 +115,7 @@ def test_rows_permuted_in_place_equal_the_permuted_copy(seed):
 
 
 def test_a_split_in_place_equals_the_copied_split():
-    from search.data.dataset import split
+    from effnas.search.data.dataset import split
 
     images = torch.randint(0, 256, (200, 3, 4, 4), dtype=torch.uint8)
     labels = torch.randint(0, 10, (200,))

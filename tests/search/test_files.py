@@ -4,7 +4,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from search.utils.files import made_plainly, temporary_beside, write_atomic
+from effnas.search.utils.files import made_plainly, temporary_beside, write_atomic
 
 
 def umask() -> int:

@@ -4,15 +4,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from search.settings import TrainSettings
-from search.trial import TrialSpec
-from search.worker import run_trial
+from effnas.search.settings import TrainSettings
+from effnas.search.trial import TrialSpec
+from effnas.search.worker import run_trial
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 
 def test_trial_trains_on_the_gpu_with_data_resident():
-    from search.worker import _DATA_CACHE
+    from effnas.search.worker import _DATA_CACHE
 
     spec = TrialSpec(number=0, arch="stem_c16 ds_r1_k3_s1_c16_se0.25 ir_r2_k3_s2_e4_c24 head_c128",
                      dataset="digits", resolution=32, num_classes=10, split_seed=0, seed=0,
@@ -31,9 +31,9 @@ def test_a_compiled_trial_trains_on_the_gpu():
 
 
 def test_a_dataset_that_does_not_fit_the_gpu_stays_on_the_host(monkeypatch):
-    import search.worker as worker
+    import effnas.search.worker as worker
 
-    monkeypatch.setattr("search.data.dataset.GPU_SHARE", 0.0)
+    monkeypatch.setattr("effnas.search.data.dataset.GPU_SHARE", 0.0)
     monkeypatch.setattr(worker, "_DATA_CACHE", {})
     spec = TrialSpec(number=2, arch="stem_c16 ds_r1_k3_s1_c16 ir_r2_k3_s2_e4_c24 head_c128", dataset="digits",
                      resolution=32, num_classes=10, split_seed=0, seed=0,
@@ -61,8 +61,8 @@ def test_a_streamed_folder_goes_on_the_gpu_only_where_it_fits(tmp_path, monkeypa
     import numpy as np
     from PIL import Image
 
-    import search.worker as worker
-    from search.data.dataset import Rows
+    import effnas.search.worker as worker
+    from effnas.search.data.dataset import Rows
 
     rng = np.random.default_rng(0)
     for label in ("a", "b"):
@@ -72,7 +72,7 @@ def test_a_streamed_folder_goes_on_the_gpu_only_where_it_fits(tmp_path, monkeypa
             Image.fromarray(pixels).save(tmp_path / "imgs" / label / f"{n}.png")
     monkeypatch.setenv("EFFNAS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("EFFNAS_CACHE_MIN_IMAGES", "1")
-    monkeypatch.setattr("search.data.dataset.GPU_SHARE", share)
+    monkeypatch.setattr("effnas.search.data.dataset.GPU_SHARE", share)
     monkeypatch.setattr(worker, "_DATA_CACHE", {})
     spec = TrialSpec(number=4, arch="stem_c16 ds_r1_k3_s1_c16 ir_r2_k3_s2_e4_c24 head_c128",
                      dataset=f"folder:{tmp_path / 'imgs'}", resolution=16, num_classes=2, split_seed=0, seed=0,
@@ -87,8 +87,8 @@ def test_a_streamed_folder_goes_on_the_gpu_only_where_it_fits(tmp_path, monkeypa
 
 
 def test_host_batches_are_read_ahead_pinned_and_arrive_on_the_gpu_unchanged():
-    from search.data.dataset import Rows
-    from search.data.readahead import batches, gather
+    from effnas.search.data.dataset import Rows
+    from effnas.search.data.readahead import batches, gather
 
     base = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
     rows = Rows(base, torch.randperm(64)[:48])

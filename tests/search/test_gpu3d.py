@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models import build
-from search.data.kinds import load_dataset
-from search.settings import TrainSettings
-from search.training.loop import train_and_evaluate
-from search.utils.devices import pick_device
-from space.arch import ArchSpec
+from effnas.models import build
+from effnas.search.data.kinds import load_dataset
+from effnas.search.settings import TrainSettings
+from effnas.search.training.loop import train_and_evaluate
+from effnas.search.utils.devices import pick_device
+from effnas.space.arch import ArchSpec
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

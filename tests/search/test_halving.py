@@ -4,13 +4,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models import build
-from search.data.kinds import load_dataset
-from search.halving import Rungs, goes_on, nondominated_order, rung_accuracies
-from search.settings import TrainSettings
-from search.training.loop import train_and_evaluate
-from space.arch import ArchSpec
-from space.errors import UserError
+from effnas.models import build
+from effnas.search.data.kinds import load_dataset
+from effnas.search.halving import Rungs, goes_on, nondominated_order, rung_accuracies
+from effnas.search.settings import TrainSettings
+from effnas.search.training.loop import train_and_evaluate
+from effnas.space.arch import ArchSpec
+from effnas.space.errors import UserError
 
 TINY = ArchSpec.parse("stem_c8 ds_r1_k3_s1_c8_se0.25 ir_r2_k3_s2_e3_c16 head_c32")
 
@@ -65,6 +65,6 @@ def test_judging_a_trial_on_the_way_changes_nothing_of_it():
 
 
 def test_rung_accuracies_round_trip():
-    from search.halving import encode
+    from effnas.search.halving import encode
 
     assert rung_accuracies(encode({3: 0.5, 1: 0.25})) == {1: 0.25, 3: 0.5} and rung_accuracies(None) == {}

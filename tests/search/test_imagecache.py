@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from models import build
-from search.data import dataset, imagecache, kinds
-from search.settings import TrainSettings
-from search.training.loop import train_and_evaluate
-from space import presets
-from space.errors import UserError
+from effnas.models import build
+from effnas.search.data import dataset, imagecache, kinds
+from effnas.search.settings import TrainSettings
+from effnas.search.training.loop import train_and_evaluate
+from effnas.space import presets
+from effnas.space.errors import UserError
 from tests.clirun import effnas
 
 

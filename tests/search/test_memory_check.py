@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from models import build
-from search.trial import Budget, training_memory
-from space.arch import ArchSpec
-from space.cost import activations, cost
+from effnas.models import build
+from effnas.search.trial import Budget, training_memory
+from effnas.space.arch import ArchSpec
+from effnas.space.cost import activations, cost
 from tests.clirun import assert_user_error, effnas
 
 TINY = "stem_c8 ds_r1_k3_s1_c8 ir_r2_k3_s2_e3_c16 head_c32"

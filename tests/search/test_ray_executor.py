@@ -14,9 +14,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.record import ATTRS
-from space.arch import ArchSpec
-from space.cost import cost
+from effnas.search.record import ATTRS
+from effnas.space.arch import ArchSpec
+from effnas.space.cost import cost
 from tests.clirun import assert_user_error, effnas
 
 TINY_BASE = "stem_c8 ds_r1_k3_s1_c8_se0.25 ir_r2_k3_s2_e3_c16 head_c32"
@@ -126,8 +126,8 @@ def test_a_killed_ray_worker_is_retried_and_recorded(tmp_path):
     import time
 
     url = f"sqlite:///{tmp_path}/s.db"
-    process = subprocess.Popen([sys.executable, "-m", "studies.cli", "search", "--executor", "ray", "--study", "k",
-                                "--storage", url, "--trials", "2", "--dataset", "digits", "--epochs", "12",
+    process = subprocess.Popen([sys.executable, "-m", "effnas.studies.cli", "search", "--executor", "ray", "--study",
+                                "k", "--storage", url, "--trials", "2", "--dataset", "digits", "--epochs", "12",
                                 "--resolution", "16", "--base", TINY_BASE],
                                cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
@@ -165,8 +165,8 @@ def test_resources_no_node_offers_are_refused_before_anything_is_written(tmp_pat
 
 
 def test_check_resources_wants_one_node_with_both():
-    from search.executors.ray import check_resources
-    from space.errors import UserError
+    from effnas.search.executors.ray import check_resources
+    from effnas.space.errors import UserError
 
     nodes = [{"CPU": 8.0, "GPU": 0.0}, {"CPU": 1.0, "GPU": 1.0}]
     check_resources(nodes, cpus=1, gpus=1)

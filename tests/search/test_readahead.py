@@ -6,8 +6,8 @@ import time
 import pytest
 import torch
 
-from search.data.dataset import Rows, subset
-from search.data.readahead import batches, needs_reading, read_ahead
+from effnas.search.data.dataset import Rows, subset
+from effnas.search.data.readahead import batches, needs_reading, read_ahead
 
 
 def reader_threads() -> list[threading.Thread]:
@@ -87,7 +87,7 @@ def test_a_subset_of_rows_stays_rows_and_reads_the_same_images():
 
 
 def test_a_dataset_for_a_device_whose_memory_effnas_cannot_read_stays_on_the_host():
-    from search.data.dataset import Dataset, fits_on, place
+    from effnas.search.data.dataset import Dataset, fits_on, place
 
     images = torch.zeros((8, 3, 2, 2), dtype=torch.uint8)
     data = Dataset(name="t", train_x=images, train_y=torch.zeros(8, dtype=torch.long), val_x=images,

@@ -3,10 +3,10 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from search import samplers
-from space import presets
-from space.errors import UserError
-from space.searchspace import SearchSpace
+from effnas.search import samplers
+from effnas.space import presets
+from effnas.space.errors import UserError
+from effnas.space.searchspace import SearchSpace
 
 
 def test_unknown_sampler_lists_names():

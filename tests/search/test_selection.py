@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from search.record import TrialRecord
-from search.selection import (
+from effnas.search.record import TrialRecord
+from effnas.search.selection import (
     choose_baseline,
     choose_triple,
     hypervolume,

@@ -1,8 +1,8 @@
 """Settings recorded before --lr-batch existed keep their meaning: --lr was the peak at any batch size."""
 from __future__ import annotations
 
-from search.settings import TrainSettings
-from studies.train import _differences
+from effnas.search.settings import TrainSettings
+from effnas.studies.train import _differences
 
 
 def test_a_record_without_lr_batch_keeps_its_peak():

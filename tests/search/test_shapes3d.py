@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from models import build
-from search.data import shapes3d
-from search.data.kinds import load_dataset
-from search.settings import TrainSettings
-from search.training.loop import train_and_evaluate
-from space.arch import ArchSpec
+from effnas.models import build
+from effnas.search.data import shapes3d
+from effnas.search.data.kinds import load_dataset
+from effnas.search.settings import TrainSettings
+from effnas.search.training.loop import train_and_evaluate
+from effnas.space.arch import ArchSpec
 
 TINY_3D = ArchSpec.parse("3d in_c1 stem_c8 ds_r1_k3_s1_c8_se0.25 ir_r2_k3_s2_e3_c16 head_c32")
 

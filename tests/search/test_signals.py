@@ -12,8 +12,8 @@ import optuna
 import pytest
 from sqlalchemy import event
 
-from search.utils import signals
-from space.errors import Terminated
+from effnas.search.utils import signals
+from effnas.space.errors import Terminated
 
 
 @pytest.fixture

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import torch
 
-from models import build
-from search.data.kinds import load_dataset
-from search.settings import TrainSettings
-from search.training.loop import train_and_evaluate
-from space.arch import ArchSpec
+from effnas.models import build
+from effnas.search.data.kinds import load_dataset
+from effnas.search.settings import TrainSettings
+from effnas.search.training.loop import train_and_evaluate
+from effnas.space.arch import ArchSpec
 
 TINY = ArchSpec.parse("stem_c8 ds_r1_k3_s1_c8_se0.25 ir_r2_k3_s2_e3_c16 head_c32")
 
@@ -26,7 +26,7 @@ def test_same_seed_same_accuracy_and_it_learns():
 
 
 def test_lr_schedule_warms_up_and_decays():
-    from search.training.optim import lr_factor
+    from effnas.search.training.optim import lr_factor
 
     factors = [lr_factor(s, 100, 10) for s in range(100)]
     assert factors[0] == 0.1 and factors[9] == 1.0

@@ -7,13 +7,13 @@ from dataclasses import replace
 import optuna
 import pytest
 
-from search import record, samplers
-from search.settings import TrainSettings
-from search.trial import Budget, TrialPlanner, TrialTemplate, space_proposer
-from space import presets
-from space.arch import ArchSpec
-from space.cost import cost
-from space.searchspace import SearchSpace
+from effnas.search import record, samplers
+from effnas.search.settings import TrainSettings
+from effnas.search.trial import Budget, TrialPlanner, TrialTemplate, space_proposer
+from effnas.space import presets
+from effnas.space.arch import ArchSpec
+from effnas.space.cost import cost
+from effnas.space.searchspace import SearchSpace
 
 BASE = replace(presets.get("efficientnet-b0").arch(), dims=3, in_channels=1)
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from search.data import volumes
-from search.data.kinds import check_kind, dims_of, load_dataset
-from search.data.volumes import check_size, resize_volumes
-from search.utils.memory import check_fits
-from space.errors import UserError
+from effnas.search.data import volumes
+from effnas.search.data.kinds import check_kind, dims_of, load_dataset
+from effnas.search.data.volumes import check_size, resize_volumes
+from effnas.search.utils.memory import check_fits
+from effnas.space.errors import UserError
 
 nibabel = pytest.importorskip("nibabel")
 
@@ -162,7 +162,7 @@ def test_kinds_know_their_dimensionality():
 
 
 def test_classes_and_channels_are_known_without_loading_the_dataset(tmp_path):
-    from search.data.kinds import dataset_channels, dataset_classes
+    from effnas.search.data.kinds import dataset_channels, dataset_classes
 
     root = make_volumes(tmp_path / "v", classes=("a", "b", "c"))
     assert (dataset_classes(f"volumes:{root}"), dataset_channels(f"volumes:{root}")) == (3, 1)

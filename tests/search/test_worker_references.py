@@ -2,9 +2,9 @@
 ``effnas confirm`` retrains references through)."""
 from __future__ import annotations
 
-from search.settings import TrainSettings
-from search.trial import TrialSpec
-from search.worker import run_trial
+from effnas.search.settings import TrainSettings
+from effnas.search.trial import TrialSpec
+from effnas.search.worker import run_trial
 
 
 def test_run_trial_trains_a_reference_by_name():

@@ -4,9 +4,9 @@ import random
 
 import pytest
 
-from space import presets
-from space.arch import ArchSpec, StageSpec
-from space.errors import UserError
+from effnas.space import presets
+from effnas.space.arch import ArchSpec, StageSpec
+from effnas.space.errors import UserError
 from tests.archgen import random_arch
 
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from space import presets
-from space.compound import Triple, compound_grid, family, member, scale_resolution
-from space.errors import UserError
+from effnas.space import presets
+from effnas.space.compound import Triple, compound_grid, family, member, scale_resolution
+from effnas.space.errors import UserError
 
 B0 = presets.get("efficientnet-b0").arch()
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 from fvcore.nn import FlopCountAnalysis
 
-from models import build
-from space.arch import ArchSpec
-from space.cost import cost
-from space.errors import UserError
+from effnas.models import build
+from effnas.space.arch import ArchSpec
+from effnas.space.cost import cost
+from effnas.space.errors import UserError
 from tests.archgen import random_arch
 
 
@@ -39,7 +39,7 @@ def test_cost_matches_module_and_fvcore(seed):
 
 
 def test_b0_matches_fvcore():
-    from space.presets import get
+    from effnas.space.presets import get
 
     arch = get("efficientnet-b0").arch()
     assert fvcore_macs(build(arch), 224) == cost(arch, 224).macs == 385_814_752
@@ -57,8 +57,8 @@ def test_cost_rejects_bad_num_classes():
 
 
 def test_inference_activations_count_the_largest_layer_alive_at_once():
-    from space import presets
-    from space.cost import activations, inference_activations
+    from effnas.space import presets
+    from effnas.space.cost import activations, inference_activations
 
     b0 = presets.network("efficientnet-b0")
     # stage 2's first block at 224 px: input 16x112², expanded 96x112², after the stride-2 depthwise 96x56², out 24x56²

@@ -8,9 +8,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from models import build
-from space import presets
-from space.cost import cost, stage_costs
+from effnas.models import build
+from effnas.space import presets
+from effnas.space.cost import cost, stage_costs
 from tests.archgen import random_arch
 from tests.space.test_cost import fvcore_macs
 

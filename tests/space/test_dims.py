@@ -6,12 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from space import presets
-from space.arch import ArchSpec
-from space.compound import Triple, compound_grid, constraint, family, member, scale
-from space.cost import cost
-from space.errors import UserError
-from space.searchspace import SearchSpace
+from effnas.space import presets
+from effnas.space.arch import ArchSpec
+from effnas.space.compound import Triple, compound_grid, constraint, family, member, scale
+from effnas.space.cost import cost
+from effnas.space.errors import UserError
+from effnas.space.searchspace import SearchSpace
 from tests.archgen import random_arch
 
 B0 = presets.get("efficientnet-b0").arch()

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from models import build
-from space import presets
-from space.cost import cost, stage_costs
-from space.errors import UserError
-from space.references import REFERENCES
+from effnas.models import build
+from effnas.space import presets
+from effnas.space.cost import cost, stage_costs
+from effnas.space.errors import UserError
+from effnas.space.references import REFERENCES
 from tests.space.test_cost import fvcore_macs
 
 
@@ -43,7 +43,7 @@ def test_one_function_turns_any_text_into_a_spec():
 def test_references_are_refused_where_only_stages_make_sense():
     with pytest.raises(UserError, match="reference"):
         presets.efficientnet("resnet18", role="the base")
-    from space.compound import scale
+    from effnas.space.compound import scale
 
     with pytest.raises(UserError, match="resnet18"):
         scale(REFERENCES["resnet18"], width=1.1)

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from space import presets
-from space.compound import scale
-from space.cost import cost
-from space.errors import UserError
-from space.rounding import round_filters, round_repeats
+from effnas.space import presets
+from effnas.space.compound import scale
+from effnas.space.cost import cost
+from effnas.space.errors import UserError
+from effnas.space.rounding import round_filters, round_repeats
 
 # Parameter counts of the reference EfficientNets (1000 classes), as timm reports them.
 REFERENCE_PARAMS = {

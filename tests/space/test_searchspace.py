@@ -3,11 +3,11 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from space import presets
-from space.arch import ArchSpec
-from space.cost import cost
-from space.errors import UserError
-from space.searchspace import DIMENSIONS, SearchSpace
+from effnas.space import presets
+from effnas.space.arch import ArchSpec
+from effnas.space.cost import cost
+from effnas.space.errors import UserError
+from effnas.space.searchspace import DIMENSIONS, SearchSpace
 
 B0 = presets.get("efficientnet-b0").arch()
 

@@ -51,7 +51,7 @@ def can_mount_read_only() -> bool:
 def run(args: list[str], cwd: Path, *, read_only: Path | None = None, timeout: float = 120):
     """The real command in ``cwd``; with ``read_only``, that folder is mounted read-only for it (as a folder a
     user cannot write looks to any process, root included)."""
-    command = [sys.executable, "-m", "studies.cli", *args]
+    command = [sys.executable, "-m", "effnas.studies.cli", *args]
     if read_only is not None:
         mount = f"mount --bind {read_only} {read_only} && mount -o remount,ro,bind {read_only} {read_only}"
         command = ["unshare", "-m", "sh", "-c", f'{mount} && exec "$@"', "sh", *command]
@@ -143,6 +143,16 @@ CASES = [
     ("SQLite on a FIFO", ["report", "--storage", "sqlite:///s.db"], fifo("s.db"), "not a regular file"),
     ("SQLite link to nothing", ["search", "--storage", "sqlite:///s.db", *FAST], link("s.db", "gone/none.db"),
      "link to nothing"),
+    ("journal of {}", ["search", "--storage", "journal:j.log", *FAST], write_file("j.log", b"{}\n"),
+     "do not replay"),
+    ("report of a journal of {}", ["report", "--storage", "journal:j.log"], write_file("j.log", b"{}\n"),
+     "do not replay"),
+    ("journal with an unknown op code", ["search", "--storage", "journal:j.log", *FAST],
+     write_file("j.log", b'{"op_code": 99, "worker_id": "w"}\n'), "do not replay"),
+    ("report of a journal with an unknown op code", ["report", "--storage", "journal:j.log"],
+     write_file("j.log", b'{"op_code": 99, "worker_id": "w"}\n'), "do not replay"),
+    ("journal record missing its fields", ["report", "--storage", "journal:j.log"],
+     write_file("j.log", b'{"op_code": 0, "worker_id": "w"}\n'), "do not replay"),
     ("SQLite in-memory URI", ["search", "--storage", "sqlite:///file:mem?mode=memory&uri=true", *FAST], None,
      "outlive the process"),
 ]

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from space import presets
-from studies.cli import main
+from effnas.space import presets
+from effnas.studies.cli import main
 from tests.clirun import assert_user_error
 from tests.studies.test_bad_input import can_mount_read_only, run
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from search import samplers
-from search.data import augment, kinds
-from search.executors import EXECUTORS
-from space.errors import UserError
-from studies.cli import make_parser
-from studies.config import FIELD_BY_NAME, load_config
+from effnas.search import samplers
+from effnas.search.data import augment, kinds
+from effnas.search.executors import EXECUTORS
+from effnas.space.errors import UserError
+from effnas.studies.cli import make_parser
+from effnas.studies.config import FIELD_BY_NAME, load_config
 
 
 @pytest.fixture()

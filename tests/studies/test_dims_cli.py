@@ -8,13 +8,13 @@ import json
 import numpy as np
 import pytest
 
-from search.data.kinds import dims_of
-from space import presets
-from space.arch import ArchSpec
-from space.errors import UserError
-from studies.config import BASE_3D, load_config
-from studies.nas import plan_search
-from studies.runner import settle_dims
+from effnas.search.data.kinds import dims_of
+from effnas.space import presets
+from effnas.space.arch import ArchSpec
+from effnas.space.errors import UserError
+from effnas.studies.config import BASE_3D, load_config
+from effnas.studies.nas import plan_search
+from effnas.studies.runner import settle_dims
 from tests.clirun import assert_user_error, effnas
 
 TINY_3D = "3d stem_c8 ds_r1_k3_s1_c8_se0.25 ir_r2_k3_s2_e3_c16 head_c32"
@@ -180,7 +180,7 @@ def test_family_in_3d_prints_its_constraint_and_real_against_nominal():
 def test_scale_with_dims_3_starts_from_the_3d_default_study(tmp_path):
     import optuna
 
-    from studies.scaling import resolve_baseline
+    from effnas.studies.scaling import resolve_baseline
 
     url = f"sqlite:///{tmp_path}/s.db"
     optuna.create_study(study_name="effnas", storage=url)  # a 2-D default study is no 3-D baseline

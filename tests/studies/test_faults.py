@@ -16,9 +16,9 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from search.training.loop import TrainingDiverged
-from space.errors import UserError
-from studies.config import load_config
+from effnas.search.training.loop import TrainingDiverged
+from effnas.space.errors import UserError
+from effnas.studies.config import load_config
 from tests.clirun import ROOT, assert_user_error, effnas, kill_when
 from tests.pgserver import PASSWORD, PostgresServer, binaries
 
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 def popen(*args: str) -> subprocess.Popen:
     # Ctrl-C's default action even where the suite itself runs with SIGINT ignored (a shell's `cmd &`): Python
     # installs its KeyboardInterrupt handler only for a SIGINT that was not ignored at start.
-    return subprocess.Popen([sys.executable, "-m", "studies.cli", *args], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "effnas.studies.cli", *args], cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -45,8 +45,8 @@ def states(url: str, name: str) -> dict[str, list[int]]:
 
 
 def test_injected_faults_are_recorded_and_the_study_finishes(tmp_path, monkeypatch):
-    import search.executors.local as executors
-    from studies.nas import run_search
+    import effnas.search.executors.local as executors
+    from effnas.studies.nas import run_search
 
     faults = {1: RuntimeError("injected failure"), 2: TrainingDiverged("loss became nan at step 3"),
               3: torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
@@ -158,8 +158,8 @@ def test_ctrl_c_or_sigterm_fails_the_running_trial_and_resumes(tmp_path, signum,
 
 
 def test_stale_heartbeat_of_another_host_is_failed_and_retried(tmp_path):
-    from search.lifecycle import GRACE_PERIOD, recover_dead_trials, trial_id
-    from studies.storage import open_storage
+    from effnas.search.lifecycle import GRACE_PERIOD, recover_dead_trials, trial_id
+    from effnas.studies.storage import open_storage
 
     url = f"sqlite:///{tmp_path}/h.db"
     storage = open_storage(url, write=True)
@@ -179,8 +179,8 @@ def test_stale_heartbeat_of_another_host_is_failed_and_retried(tmp_path):
 def test_a_trial_whose_worker_died_before_recording_itself_is_failed_after_the_grace_period(tmp_path):
     from datetime import datetime, timedelta
 
-    from search.lifecycle import GRACE_PERIOD, recover_dead_trials
-    from studies.storage import open_storage
+    from effnas.search.lifecycle import GRACE_PERIOD, recover_dead_trials
+    from effnas.studies.storage import open_storage
 
     url = f"sqlite:///{tmp_path}/n.db"
     study = optuna.create_study(study_name="n", storage=open_storage(url, write=True))

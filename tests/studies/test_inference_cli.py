@@ -7,9 +7,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from search.training.inference import load_trained
-from studies.cli import main
-from studies.export import export
+from effnas.search.training.inference import load_trained
+from effnas.studies.cli import main
+from effnas.studies.export import export
 from tests.conftest import TINY
 
 
@@ -29,7 +29,7 @@ def test_predict_prints_classes_of_pngs(trained_run, digit_pngs, capsys):
 
 def test_predict_agrees_with_the_final_evaluation(trained_run, digit_pngs):
     """The test images' accuracy through predict equals the run's held-out accuracy in evaluation.json."""
-    from studies.predict import predict
+    from effnas.studies.predict import predict
 
     images = sorted(digit_pngs.rglob("*.png"))
     rows = predict(str(trained_run), [str(p) for p in images], top_k=1)
@@ -84,7 +84,7 @@ def test_timm_export_keys_map_one_to_one(trained_run, tmp_path):
     assert "conv_stem.weight" in weights and "blocks.1.0.conv_pwl.weight" in weights
     assert recipe["arch_def"] == [["ds_r1_k3_s1_e1_c8_se0.25"], ["ir_r2_k3_s2_e3_c16"]]
     timm = pytest.importorskip("timm")  # needs torchvision; CI has none: checked where timm imports
-    from models.timm_compat import build_timm
+    from effnas.models.timm_compat import build_timm
 
     theirs = build_timm(recipe).eval()
     theirs.load_state_dict(weights)
@@ -97,9 +97,9 @@ def test_timm_export_keys_map_one_to_one(trained_run, tmp_path):
 
 def test_timm_recipes_of_presets_and_references_rebuild_the_network():
     """Parameter for parameter, and output for output, for every preset and reference (where timm imports)."""
-    from models import build
-    from models.timm_compat import build_timm, recipe, state_dict
-    from space import presets
+    from effnas.models import build
+    from effnas.models.timm_compat import build_timm, recipe, state_dict
+    from effnas.space import presets
 
     pytest.importorskip("timm")
     for name in ("efficientnet-b0", "efficientnet-b3", "mobilenetv2", "mnasnet-a1", "resnet18", "resnet50"):
@@ -125,7 +125,7 @@ def test_bench_reports_what_it_measured(trained_run, capsys):
 
 
 def test_predict_json_streams_the_same_array_json_dumps_writes(trained_run, digit_pngs, capsys):
-    from studies.predict import predict
+    from effnas.studies.predict import predict
 
     images = sorted(str(p) for p in digit_pngs.rglob("*.png"))[:3]
     assert main(["predict", str(trained_run), *images, "--top-k", "2", "--json"]) == 0
@@ -135,8 +135,8 @@ def test_predict_json_streams_the_same_array_json_dumps_writes(trained_run, digi
 def test_predict_runs_in_bounded_batches_with_the_rows_of_one_batch(trained_run, digit_pngs, monkeypatch):
     """However many images, the network sees at most a batch of them at once, and each row is what one batch
     of all the images gives."""
-    import studies.predict as predict_module
-    from space import presets
+    import effnas.studies.predict as predict_module
+    from effnas.space import presets
 
     images = sorted(str(p) for p in digit_pngs.rglob("*.png"))
     whole = list(predict_module.predict(str(trained_run), images, top_k=3))
@@ -157,7 +157,7 @@ def test_predict_runs_in_bounded_batches_with_the_rows_of_one_batch(trained_run,
         assert [t["class"] for t in row["top"]] == [t["class"] for t in reference["top"]]
         assert [t["probability"] for t in row["top"]] == pytest.approx([t["probability"] for t in reference["top"]],
                                                                       abs=1e-5)
-    from space.cost import inference_activations
+    from effnas.space.cost import inference_activations
 
     big = type("T", (), {"config": {"network": "efficientnet-b7", "num_classes": 1000}, "resolution": 600})()
     per_image = 4 * inference_activations(presets.network("efficientnet-b7"), 600)

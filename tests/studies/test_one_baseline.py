@@ -10,10 +10,10 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from reports.html import study_page
-from studies.config import load_config
-from studies.nas import print_summary
-from studies.scaling import resolve_baseline
+from effnas.reports.html import study_page
+from effnas.studies.config import load_config
+from effnas.studies.nas import print_summary
+from effnas.studies.scaling import resolve_baseline
 
 ARCH = "stem_c8 ir_r1_k3_s2_e3_c{c} head_c32"
 TARGET = 1000

@@ -97,7 +97,7 @@ def test_real_scaling_study_resumes_after_kill_then_family(tmp_path):
     args = ["scale", "--study", "tiny", "--storage", url, "--baseline", TINY, *GRID, *TRAIN]
     dry = json.loads(effnas(*args, "--dry-run", "--json").stdout)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "-m", "studies.cli", *args], cwd=ROOT, env=env,
+    process = subprocess.Popen([sys.executable, "-m", "effnas.studies.cli", *args], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (_count(db, "COMPLETE") >= 1 and _running_with_params(db)):
@@ -172,8 +172,8 @@ def axis_titles(page, tmp_path) -> list[tuple[str, str]]:
 def test_choice_judges_each_triple_at_its_real_cost():
     """The most accurate triple overshoots the budget through rounding (2.39x against 2x); a cheaper one with a
     little less accuracy has the higher reward and is chosen."""
-    from search.record import TrialRecord
-    from search.selection import choose_triple
+    from effnas.search.record import TrialRecord
+    from effnas.search.selection import choose_triple
 
     def rec(number, accuracy, ratio, alpha, gamma):
         return TrialRecord(number=number, state="COMPLETE", choices={}, datetime_start=None, datetime_complete=None,

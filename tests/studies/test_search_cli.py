@@ -12,8 +12,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from space.arch import ArchSpec
-from space.cost import cost
+from effnas.space.arch import ArchSpec
+from effnas.space.cost import cost
 from tests.clirun import ROOT, assert_user_error, effnas
 
 TINY_BASE = "stem_c8 ds_r1_k3_s1_c8_se0.25 ir_r2_k3_s2_e3_c16 ir_r1_k3_s2_e3_c24 head_c32"
@@ -62,7 +62,7 @@ def test_same_seed_same_architectures_and_accuracies(tmp_path):
 @pytest.mark.slow
 def test_resume_after_sigkill(tmp_path):
     db = tmp_path / "k.db"
-    args = [sys.executable, "-m", "studies.cli", "search", "--study", "k", "--storage", f"sqlite:///{db}",
+    args = [sys.executable, "-m", "effnas.studies.cli", "search", "--study", "k", "--storage", f"sqlite:///{db}",
             "--trials", "5", *FAST]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -193,8 +193,8 @@ def test_storage_that_is_not_sqlite(tmp_path):
 
 
 def test_val_fraction_sets_the_split(tmp_path):
-    from studies.config import load_config
-    from studies.nas import plan_search
+    from effnas.studies.config import load_config
+    from effnas.studies.nas import plan_search
 
     plan = plan_search(load_config(overrides={"storage": f"sqlite:///{tmp_path}/v.db", "val_fraction": 0.5,
                                               "resolution": 8, "base": TINY_BASE}))
@@ -214,7 +214,7 @@ def test_a_training_setting_is_declared_once_and_recorded(tmp_path):
     study = load(tmp_path / "g.db", "g")
     assert json.loads(study.user_attrs["config"])["grad_clip"] == 0.5
     assert all(json.loads(t.user_attrs["settings"])["grad_clip"] == 0.5 for t in study.trials)
-    from studies.config import load_config
+    from effnas.studies.config import load_config
 
     assert load_config(file=tmp_path / "study.toml").train.grad_clip == 2.5
     assert_user_error(effnas("search", "--grad-clip", "0", "--storage", url, cwd=tmp_path), "grad_clip")
@@ -259,7 +259,7 @@ def test_resuming_with_another_training_recipe_is_refused(tmp_path):
 def test_what_a_resumed_search_may_change():
     """How a trial runs may change, what it measures may not; a study recorded before --lr-batch existed meant
     --lr as the peak at its batch size."""
-    from studies.nas import recipe_changes
+    from effnas.studies.nas import recipe_changes
 
     created = {"lr": 0.003, "lr_batch": 32, "batch_size": 32, "device": "cpu", "compile": False}
     assert recipe_changes(created, {**created, "device": "cuda", "compile": True}) == []

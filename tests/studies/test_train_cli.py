@@ -13,8 +13,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from search.training import checkpoint
-from studies.cli import main
+from effnas.search.training import checkpoint
+from effnas.studies.cli import main
 from tests.clirun import ROOT, assert_user_error, effnas
 from tests.conftest import ONE_THREAD, RUN, TINY
 
@@ -65,8 +65,9 @@ def test_sigkill_at_a_random_moment_then_the_same_command_ends_with_the_same_wei
     folder = tmp_path / "killed" / "r"
     env = {**os.environ, "PYTHONPATH": str(ROOT), **ONE_THREAD}
     for delay in (rng.uniform(0.0, 0.4), rng.uniform(0.0, 0.1), 0.0):  # a shorter delay if the run got to its end
-        process = subprocess.Popen([sys.executable, "-m", "studies.cli", "train", *args, "--out", str(folder.parent)],
-                                   cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen([sys.executable, "-m", "effnas.studies.cli", "train", *args, "--out",
+                                    str(folder.parent)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
         deadline = time.time() + 120
         target = folder / checkpoint.CHECKPOINTS / f"epoch-{rng.randint(1, 3):04d}"
         while time.time() < deadline and not target.exists() and process.poll() is None:
@@ -111,9 +112,9 @@ def test_two_gloo_processes_train_the_weights_of_one_process(tmp_path):
     for key in a:
         if a[key].is_floating_point() and "running" not in key and not key.endswith("project.1.bias"):
             assert (a[key] - b[key]).abs().max() <= 1e-5, key
-    from models import build
-    from search.data.kinds import load_dataset
-    from space import presets
+    from effnas.models import build
+    from effnas.search.data.kinds import load_dataset
+    from effnas.space import presets
 
     data = load_dataset("digits", resolution=16, seed=0)
     logits = []
@@ -152,8 +153,8 @@ def test_confirmed_reads_the_confirm_study(tmp_path, capsys):
     for key, value in {"kind": "confirm", "confirmed_baseline": TINY, "confirmed_resolution": 12,
                        "dataset": "digits", "seed": 4}.items():
         confirm.set_user_attr(key, value)
-    from studies.config import load_config
-    from studies.train import plan_train
+    from effnas.studies.config import load_config
+    from effnas.studies.train import plan_train
 
     plan = plan_train(load_config(overrides={"storage": url, "out": str(tmp_path / "r")}, command="train"),
                       arch=None, from_study="s", trial="confirmed", resume=None)
@@ -207,7 +208,7 @@ def test_a_second_train_into_a_running_runs_folder_is_refused(tmp_path):
     """Two `effnas train --name same` at once: the second is refused in one line while the first runs, and writes
     nothing; the first ends as if alone."""
     args = ["train", TINY, *RUN, "--epochs", "3", "--out", str(tmp_path), "--name", "same"]
-    first = subprocess.Popen([sys.executable, "-m", "studies.cli", *args], cwd=ROOT, stdout=subprocess.PIPE,
+    first = subprocess.Popen([sys.executable, "-m", "effnas.studies.cli", *args], cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT),
                                                                      **ONE_THREAD})
     try:

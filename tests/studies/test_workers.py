@@ -12,8 +12,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from space import presets
-from space.searchspace import SearchSpace
+from effnas.space import presets
+from effnas.space.searchspace import SearchSpace
 from tests.clirun import ROOT
 from tests.pgserver import PostgresServer, binaries
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 def start(*args: str, threads: int = 1) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads)}
-    return subprocess.Popen([sys.executable, "-m", "studies.cli", "search", *args], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "effnas.studies.cli", "search", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
