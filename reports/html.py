@@ -28,7 +28,7 @@ BODIES = {"nas": nas.nas_body, "scaling": scaling.scaling_body, "family": scalin
 
 
 # what a page of records another tool wrote (or a hand edited) raises as it is drawn: the page is left out
-UNREADABLE = (KeyError, TypeError, ValueError, AttributeError, IndexError, UserError)
+UNREADABLE = (KeyError, TypeError, ValueError, AttributeError, IndexError, OSError, UserError)
 
 
 def study_page(study: optuna.Study, siblings: nas.Siblings = lambda name: None,

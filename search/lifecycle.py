@@ -205,7 +205,7 @@ def whole_line_journal(path: str) -> Any:
                         while data:
                             data = data[os.write(handle, data):]
                         os.fsync(handle)
-                    except OSError:
+                    except BaseException:  # a full disk, or a signal between two partial writes
                         os.ftruncate(handle, start)
                         raise
                 finally:

@@ -21,7 +21,7 @@ import torch
 from effnas.models import timm_compat
 from effnas.search.training import checkpoint
 from effnas.search.training.inference import Trained, check_finite_output, load_trained
-from effnas.search.utils.files import check_writable, write_atomic, write_together
+from effnas.search.utils.files import check_writable, write_together
 from effnas.space import presets
 from effnas.space.errors import SearchError, UserError
 from effnas.studies.config import EXPORT_FORMATS
@@ -85,14 +85,12 @@ def export(text: str, *, fmt: str, out: str | None = None, batch: int = 8) -> di
     path.parent.mkdir(parents=True, exist_ok=True)
     example = check_inputs(trained, batch=batch)
     result = {"format": fmt, "path": str(path), "weights": trained.weights}
-    if fmt == "onnx":
-        result["max_abs_error"] = _onnx(trained.model, example, path)
-    elif fmt == "pt2":
-        result["max_abs_error"] = _pt2(trained.model, example, path)
-    else:
+    if fmt == "timm":
         _timm(trained, path)
         return result
-    checkpoint.write_json(sidecar(path), _inputs(trained))
+    data, result["max_abs_error"] = (_onnx if fmt == "onnx" else _pt2)(trained.model, example)
+    inputs = json.dumps(_inputs(trained), indent=2, sort_keys=True) + "\n"
+    write_together({path: data, sidecar(path): inputs.encode()})  # the model and what its input needs, or neither
     return result
 
 
@@ -138,9 +136,9 @@ def _quiet():
         logger.setLevel(level)
 
 
-def _onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> float:
-    """Export with a dynamic batch, run the file with onnxruntime and compare with torch; only a file that
-    agrees within ONNX_TOLERANCE is kept."""
+def _onnx(model: torch.nn.Module, example: torch.Tensor) -> tuple[bytes, float]:
+    """(the ONNX file's bytes, the largest difference): exported with a dynamic batch, run with onnxruntime and
+    compared with torch; only a model that agrees within ONNX_TOLERANCE is returned to be written."""
     try:
         import onnxruntime
     except ImportError:
@@ -162,11 +160,10 @@ def _onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> float:
     if error > ONNX_TOLERANCE:
         raise SearchError(f"the ONNX export differs from torch by {error:.2e} on the run's images (> "
                           f"{ONNX_TOLERANCE}); not written")
-    write_atomic(path, archive.getvalue())
-    return error
+    return archive.getvalue(), error
 
 
-def _pt2(model: torch.nn.Module, example: torch.Tensor, path: Path) -> float:
+def _pt2(model: torch.nn.Module, example: torch.Tensor) -> tuple[bytes, float]:
     batch = torch.export.Dim("batch", min=1, max=4096)
     with _quiet():
         program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
@@ -176,8 +173,7 @@ def _pt2(model: torch.nn.Module, example: torch.Tensor, path: Path) -> float:
     check_finite_output(got, "the torch.export program")
     archive = io.BytesIO()  # saved in memory, then written as any file: torch's own writer aborts on a full disk
     torch.export.save(program, archive)
-    write_atomic(path, archive.getvalue())
-    return float((got - expected).abs().max())
+    return archive.getvalue(), float((got - expected).abs().max())
 
 
 def _timm(trained: Trained, folder: Path) -> None:

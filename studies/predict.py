@@ -31,7 +31,8 @@ def batch_size(trained: Trained) -> int:
 
 
 def check_images(images: list[str]) -> None:
-    """Every image exists and opens as one (its header read, not yet decoded), before any work."""
+    """Every image exists and is one, before any is classified: its header is read and its data checked (PIL's
+    ``verify``: a truncated or damaged file fails here, not half-way through the output), not yet decoded."""
     from PIL import Image, UnidentifiedImageError
 
     for path in images:
@@ -39,9 +40,11 @@ def check_images(images: list[str]) -> None:
             raise UserError(f"image {path!r} does not exist" if not Path(path).exists() else
                             f"image {path!r} is not a regular file")
         try:
-            with Image.open(path):
-                pass
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            with Image.open(path) as image:
+                image.verify()
+        except Image.DecompressionBombError:
+            raise UserError(f"image {path!r} is too large to decode (PIL's decompression-bomb limit)") from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             raise UserError(f"image {path!r} cannot be read as an image ({exc})") from None
 
 
@@ -50,9 +53,9 @@ def predict(text: str, images: list[str], *, top_k: int = 5) -> Iterator[dict[st
     The inputs are checked when called; rows are computed a batch at a time as they are consumed."""
     if top_k < 1:
         raise UserError(f"--top-k must be >= 1, got {top_k}")
-    check_images(images)
     trained = load_trained(text)
     trained.check_images("predict")
+    check_images(images)
     return _rows(trained, images, top_k=top_k, batch=batch_size(trained))
 
 

@@ -262,7 +262,20 @@ class RayExecutor:
                                 f"(a local Ray instance has this machine's {cores} CPU(s))")
             return
         self._connect()
-        check_resources(self._nodes(), cpus=self.cpus_per_trial, gpus=self.gpus_per_trial)
+        self._check_nodes()
+
+    def _check_nodes(self) -> None:
+        """What the cluster's live nodes offer against what a trial asks (a Ray started here for the check is shut
+        down again when it is refused)."""
+        try:
+            check_resources(self._nodes(), cpus=self.cpus_per_trial, gpus=self.gpus_per_trial)
+        except UserError:
+            if _RAY["started"]:
+                import ray
+
+                ray.shutdown()
+                _RAY["started"] = False
+            raise
 
     def _connect(self) -> None:
         """Join the cluster at --address, or start a local Ray instance, unless this process is in one already."""
@@ -296,6 +309,7 @@ class RayExecutor:
 
         self.check()
         self._connect()
+        self._check_nodes()  # the instance Ray started or joined (RAY_ADDRESS, cgroup limits) is the one to fit
         failures = FailureStreak(self.max_failures)
         stop = threading.Event()
 

@@ -72,8 +72,6 @@ def read_text(path: Path) -> str:
 
 
 def read_json(path: Path) -> Any:
-    if not Path(path).exists():
-        raise UserError(f"{str(path)!r} does not exist")
     try:
         return json.loads(read_text(path))
     except ValueError as exc:
@@ -297,7 +295,7 @@ def write_metrics(folder: Path, history: list[dict[str, Any]]) -> None:
 def run_folders(root: Path) -> list[Path]:
     """The run folders under ``root`` (each holds a config.json), by name."""
     root = Path(root)
-    return sorted(p for p in root.iterdir() if (p / CONFIG).is_file()) if root.is_dir() else []
+    return sorted(p for p in root.iterdir() if os.path.lexists(p / CONFIG)) if root.is_dir() else []
 
 
 @contextlib.contextmanager
@@ -318,6 +316,9 @@ def held(folder: Path) -> Iterator[None]:
         except BlockingIOError:
             raise UserError(f"run folder {str(folder)!r} is in use by another `effnas train` (still running); wait "
                             "for it to end, or give --name NAME for another run") from None
+        except OSError as exc:  # a file system without locks
+            raise UserError(f"run folder {str(folder)!r} cannot be locked for this run: {exc.strerror or exc}") \
+                from None
         yield
     finally:
         os.close(handle)

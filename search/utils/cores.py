@@ -29,37 +29,52 @@ ROUND_UP = 0.3  # a core 70 % free counts: a process sharing a core with our thr
 _BUSY_FIELDS = (0, 1, 2, 5, 6, 7)  # user, nice, system, irq, softirq, steal (of /proc/stat's cpu line)
 
 
+def _affinity() -> set[int]:
+    try:
+        return set(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return set(range(os.cpu_count() or 1))
+
+
 def usable_cores() -> int:
     """The cores this process may run on (its affinity), at most ``$OMP_NUM_THREADS`` where that is set."""
-    try:
-        count = max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        count = max(1, os.cpu_count() or 1)
+    count = max(1, len(_affinity()))
     ceiling = os.environ.get("OMP_NUM_THREADS", "")
     return min(count, int(ceiling)) if ceiling.isdigit() and int(ceiling) > 0 else count
 
 
-def _busy_and_total() -> tuple[float, float] | None:
-    """Seconds all CPUs were busy, and in all, since boot (None where /proc/stat is not there)."""
+def _busy_and_total(cpus: set[int]) -> tuple[float, float] | None:
+    """Seconds the CPUs ``cpus`` were busy, and in all, since boot, from their /proc/stat lines (None where there
+    is no /proc/stat)."""
     try:
         with open("/proc/stat") as handle:
-            fields = [int(v) for v in handle.readline().split()[1:]]
-    except (OSError, ValueError):
+            lines = [line.split() for line in handle if line.startswith("cpu") and line[3:4].isdigit()]
+    except OSError:
+        return None
+    busy = total = 0
+    for fields in lines:
+        if int(fields[0][3:]) not in cpus:
+            continue
+        values = [int(v) for v in fields[1:9]]
+        busy += sum(values[i] for i in _BUSY_FIELDS if i < len(values))
+        total += sum(values)
+    if not total:
         return None
     ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    busy = sum(fields[i] for i in _BUSY_FIELDS if i < len(fields))
-    return busy / ticks, sum(fields[:8]) / ticks
+    return busy / ticks, total / ticks
 
 
 @dataclass
 class CoreMeter:
-    """The cores other processes left free, measured between calls of :meth:`free`."""
+    """The cores of this process's affinity that other processes left free, measured between calls of
+    :meth:`free` (so a neighbour pinned to other CPUs is no competitor, and one on ours is)."""
 
     cores: int = field(default_factory=usable_cores)
+    cpus: set[int] = field(default_factory=_affinity)
     _last: tuple[float, float, float] | None = None  # (busy, total, own CPU seconds) at the last look
 
     def _now(self) -> tuple[float, float, float] | None:
-        sample = _busy_and_total()
+        sample = _busy_and_total(self.cpus)
         if sample is None:
             return None
         return (*sample, time.process_time())
@@ -76,11 +91,11 @@ class CoreMeter:
             return float(self.cores)
         busy, total, own = (a - b for a, b in zip(now, self._last))
         self._last = now
-        machine = os.cpu_count() or self.cores
         if total <= 0:
             return float(self.cores)
-        others = max(0.0, busy - own) / total * machine  # cores' worth that other processes kept busy
-        return max(0.0, min(float(self.cores), machine - others))
+        cpus = len(self.cpus)
+        others = max(0.0, busy - own) / total * cpus  # cores' worth that other processes kept busy on our CPUs
+        return max(0.0, min(float(self.cores), cpus - others))
 
 
 def threads_for(macs: float, *, free: float, limit: int | None = None) -> int:

@@ -15,7 +15,8 @@ def _spin(seconds: float) -> None:
         pass
 
 
-def test_a_core_another_process_keeps_busy_is_not_free():
+def test_a_core_another_process_keeps_busy_is_not_free(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # a ceiling of 1 would hide what is free
     meter = CoreMeter()
     meter.free()  # the first look samples for a moment
     spinner = multiprocessing.get_context("spawn").Process(target=_spin, args=(3.0,))
@@ -34,11 +35,10 @@ def test_this_process_s_own_work_is_not_taken_for_another_s(monkeypatch):
     """The arithmetic, on scripted /proc/stat and process-time readings of a 2-core machine over 1 s."""
     readings = iter([(10.0, 100.0), (11.0, 102.0), (13.0, 104.0)])  # (busy, total) seconds of all CPUs
     own = iter([5.0, 6.0, 7.0])  # this process's CPU seconds
-    monkeypatch.setattr(cores, "_busy_and_total", lambda: next(readings))
+    monkeypatch.setattr(cores, "_busy_and_total", lambda cpus: next(readings))
     monkeypatch.setattr(cores.time, "process_time", lambda: next(own))
     monkeypatch.setattr(cores.time, "sleep", lambda seconds: None)
-    monkeypatch.setattr(cores.os, "cpu_count", lambda: 2)
-    meter = CoreMeter(cores=2)
+    meter = CoreMeter(cores=2, cpus={0, 1})
     assert meter.free() == 2.0  # 1 s busy, all of it this process's: both cores free for it
     assert meter.free() == 1.0  # 2 s busy, 1 s of it another process's: one core free
 
