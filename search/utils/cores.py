@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 SMALL_MACS = 1_000_000  # per sample: below this, one thread (see above)
 FIRST_SAMPLE_SECONDS = 0.25
-ROUND_UP = 0.3  # a core 70 % free counts: a process sharing a core with our threads shows as less than one
+ROUND_UP = 0.5  # free cores rounded to the nearest: noise (steal, kernel work) under half a core is no competitor,
+# and a process sharing our cores shows as most of one (3 runnable threads on 2 cores: 0.67 each)
 _BUSY_FIELDS = (0, 1, 2, 5, 6, 7)  # user, nice, system, irq, softirq, steal (of /proc/stat's cpu line)
 
 
@@ -100,7 +101,7 @@ class CoreMeter:
 
 def threads_for(macs: float, *, free: float, limit: int | None = None) -> int:
     """Threads for a network of ``macs`` multiply-adds per sample with ``free`` cores free (at most ``limit``):
-    one for a small network, else the free cores (a core counts when at least 0.7 of it is free), at least one."""
+    one for a small network, else the free cores rounded to the nearest, at least one."""
     if macs < SMALL_MACS:
         return 1
     threads = max(1, math.floor(free + ROUND_UP))

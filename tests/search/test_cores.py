@@ -46,8 +46,8 @@ def test_this_process_s_own_work_is_not_taken_for_another_s(monkeypatch):
 def test_threads_for_small_and_large_networks():
     assert threads_for(SMALL_MACS - 1, free=8.0) == 1  # a small network: one thread, even with 8 free cores
     assert threads_for(SMALL_MACS, free=2.0) == 2
-    assert threads_for(10 * SMALL_MACS, free=1.75) == 2  # 0.7 of a core free counts
-    assert threads_for(10 * SMALL_MACS, free=1.6) == 1
+    assert threads_for(10 * SMALL_MACS, free=1.55) == 2  # rounded to the nearest core
+    assert threads_for(10 * SMALL_MACS, free=1.33) == 1  # a competitor sharing our 2 cores with our 2 threads
     assert threads_for(10 * SMALL_MACS, free=0.2) == 1  # never none
     assert threads_for(10 * SMALL_MACS, free=8.0, limit=3) == 3  # --threads-per-worker / --cpus-per-trial
 
