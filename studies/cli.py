@@ -277,9 +277,7 @@ def run_train(args: argparse.Namespace) -> int:
     with checkpoint.held(plan.folder) if holds_run_folder() else contextlib.nullcontext():
         if plan.devices > 1 and not launched():
             return launch(plan.devices, args.argv)
-        if not launched():
-            choose_threads(plan)
-        result = train(plan)
+        result = train(plan, threads_note=None if launched() else choose_threads(plan))
     if not result:  # a rank other than 0
         return 0
     parts = [f"{result['label']}: {result['epochs']} epoch(s), validation accuracy {result['val_accuracy']:.4f}"]
@@ -291,22 +289,23 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def choose_threads(plan) -> None:
+def choose_threads(plan) -> str | None:
     """A lone CPU run's torch threads by the policy of search.utils.cores (the free cores, the network's MACs),
-    said on stderr; $OMP_NUM_THREADS, where set, is the user's choice and wins."""
+    set now and said (the returned line) once the run's files are checked; $OMP_NUM_THREADS, where set, is the
+    user's choice and wins."""
     import os
 
     from effnas.search.utils import cores, devices
     from effnas.space.cost import cost
 
     if plan.device.type != "cpu" or os.environ.get("OMP_NUM_THREADS"):
-        return
+        return None
     meter = cores.CoreMeter()
     macs, free = cost(plan.spec, plan.config.resolution).macs, meter.free()
     threads = cores.threads_for(macs, free=free)
     devices.set_threads(threads)
-    print(f"effnas: training with {threads} thread(s): {free:.1f} of {meter.cores} core(s) free of other "
-          f"processes, {macs / 1e6:.1f} M MACs per sample (OMP_NUM_THREADS=N fixes them)", file=sys.stderr)
+    return (f"training with {threads} thread(s): {free:.1f} of {meter.cores} core(s) free of other processes, "
+            f"{macs:,} MACs per sample (OMP_NUM_THREADS=N fixes them)")
 
 
 def add_predict(commands) -> None:

@@ -53,6 +53,9 @@ def predict(text: str, images: list[str], *, top_k: int = 5) -> Iterator[dict[st
     The inputs are checked when called; rows are computed a batch at a time as they are consumed."""
     if top_k < 1:
         raise UserError(f"--top-k must be >= 1, got {top_k}")
+    missing = [p for p in images if not Path(p).exists()]
+    if missing:
+        raise UserError(f"image {missing[0]!r} does not exist")
     trained = load_trained(text)
     trained.check_images("predict")
     check_images(images)

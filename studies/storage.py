@@ -114,7 +114,7 @@ def check_plain_file(path: Path, url: str) -> None:
         raise UserError(f"storage {url!r} is a symbolic link to nothing; give the file itself")
     try:
         info = path.stat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # a free name (or a parent that is a file: said later)
         return
     except OSError as exc:
         raise UserError(f"storage {url!r} cannot be read: {exc.strerror or exc}") from None

@@ -260,12 +260,12 @@ def _differences(saved: dict[str, Any], identity: dict[str, Any]) -> list[str]:
     return out
 
 
-def train(plan: Plan, *, err: TextIO | None = None) -> dict[str, Any]:
+def train(plan: Plan, *, err: TextIO | None = None, threads_note: str | None = None) -> dict[str, Any]:
     """Train (or resume, or only report) the planned run in this process, one of ``world`` ranks."""
     config = plan.config
     run = FullRun(spec=plan.spec, dataset=config.dataset, resolution=config.resolution, seed=config.seed,
                   train=config.train, run=config.run, folder=plan.folder, device=plan.device,
-                  identity={**plan.identity, "version": __version__})
+                  identity={**plan.identity, "version": __version__}, threads_note=threads_note)
     return train_run(run, bar=_bar, err=err)
 
 

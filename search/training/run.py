@@ -58,6 +58,7 @@ class FullRun:
     folder: Path
     device: torch.device
     identity: dict[str, Any]
+    threads_note: str | None = None  # how the CPU threads were chosen: said once the run's files are checked
 
 
 def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
@@ -106,6 +107,8 @@ def _train(plan: FullRun, ranks: distributed.Ranks, bar_for: BarFactory, err: Te
         history = saved.state["history"]
         if ranks.main and saved.epoch < settings.epochs:
             print(f"effnas: resuming {str(folder)!r} after epoch {saved.epoch}", file=err)
+    if ranks.main and plan.threads_note and len(history) < settings.epochs:
+        print(f"effnas: {plan.threads_note}", file=err)
     net = ranks.wrap(model)
     generator = torch.Generator(device=data.train_x.device)
     augment = make_augment(run.augment, crop_scale=run.crop_scale)

@@ -75,7 +75,7 @@ READERS = {"predict": ["predict", RUN, "x.png"], "export": ["export", RUN, "--fo
            "report": ["report", "--runs", "runs/train", "--out", "report"]}
 CORRUPT = [
     ("config {}", edit(CONFIG, lambda _: {}), "no 'network'", ("predict", "export", "bench", "resume")),
-    ("config [1]", edit(CONFIG, lambda _: [1]), "JSON object", READERS),
+    ("config [1]", edit(CONFIG, lambda _: [1]), "JSON object", ("predict", "export", "bench", "resume")),
     ("num_classes changed", with_keys(num_classes=7, classes=list("abcdefg")), "does not hold the weights",
      ("predict", "export", "bench")),
     ("network changed", with_keys(network=OTHER_NETWORK), "does not hold the weights", ("predict", "export", "bench")),
@@ -138,6 +138,15 @@ def test_bad_runs_are_one_line_exit_2_and_write_nothing(work, capsys, name, args
     assert status == 2, (status, captured.err)
     assert len(lines) == 1 and lines[0].startswith("effnas: error: ") and fragment in lines[0], captured.err
     assert snapshot(work) == before, f"{name}: the folder changed"
+
+
+def test_a_report_leaves_a_damaged_run_out_with_a_line_and_draws_the_rest(work, capsys):
+    """A report is a view: a run it cannot read is left out, said in one line, and the rest is written."""
+    edit(CONFIG, lambda _: [1])(work)
+    assert main(READERS["report"]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("effnas: run ") and "JSON object" in lines[0], lines
+    assert "Left out" in (work / "report" / "index.html").read_text()
 
 
 READ_ONLY = [

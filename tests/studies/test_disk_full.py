@@ -37,11 +37,10 @@ def disk(tmp_path):
         filler = tmp_path / "disk" / ".filler"
 
         def fill(self, free: int) -> None:
-            with open(self.filler, "wb") as out:
+            with open(self.filler, "wb", buffering=0) as out:  # unbuffered: nothing left to flush at close
                 try:
-                    while True:
-                        out.write(b"\0" * 4096)
-                        out.flush()
+                    while out.write(b"\0" * 4096):
+                        pass
                 except OSError:
                     pass
             size = self.filler.stat().st_size
@@ -75,9 +74,13 @@ def test_export_on_a_full_disk(disk, trained_run, fmt, out):
     assert not (disk.path / "timm").exists() or not any((disk.path / "timm").iterdir())
 
 
-def test_report_on_a_full_disk(disk, nas_storage):
+def test_report_on_a_full_disk(disk, tmp_path):
+    import optuna
+
+    storage = f"sqlite:///{tmp_path}/s.db"
+    optuna.create_study(study_name="s", storage=storage).optimize(lambda trial: trial.suggest_float("x", 0, 1), 3)
     disk.fill(8192)
-    result = effnas("report", "--storage", nas_storage, "--out", str(disk.path / "r"), "--runs", "none")
+    result = effnas("report", "--storage", storage, "--out", str(disk.path / "r"), "--runs", "none")
     _disk_full(result)
     assert not [p for p in (disk.path / "r").glob(".*.tmp")]  # no temporary left; pages written are whole
 
