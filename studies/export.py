@@ -49,8 +49,8 @@ def output_path(trained: Trained, fmt: str, out: str | None) -> Path:
     if resolved.is_relative_to(own) and not resolved.is_relative_to(own / "export"):
         raise UserError(f"--out {str(path)!r} is inside the run folder {str(run)!r}, among the files it was "
                         f"exported from; give a path outside it (or leave --out out: {str(default)!r})")
-    written = [path / name for name in TIMM_FILES] if fmt == "timm" else [path, sidecar(path)]
-    for each in (path, *written):
+    written = [path, *(path / name for name in TIMM_FILES)] if fmt == "timm" else [path, sidecar(path)]
+    for each in written:  # the output and every file it writes
         check_output(each, flag="--out", exports_of=run)
     if out is not None and not path.parent.is_dir():
         raise UserError(f"--out {out!r}: directory {str(path.parent)!r} does not exist")
