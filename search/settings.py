@@ -104,8 +104,9 @@ class ExecutorSettings:
                                                            "cuda:0,cuda:1 (default: each trial's --device)",
                                                      optional=True, pattern=r"cpu|cuda(:\d+)?",
                                                      commands=SEARCH_COMMANDS, flag="--devices")
-    threads_per_worker: int | None = setting(None, "local executor: torch threads per worker (default: the cores "
-                                                   "shared out)", low=1, at_most=1024, optional=True,
+    threads_per_worker: int | None = setting(None, "local executor: torch threads per worker (default: chosen per "
+                                                   "trial from the free cores and the network's size)", low=1,
+                                             at_most=1024, optional=True,
                                              commands=TRIAL_COMMANDS)
     max_failures: int = setting(5, "consecutive failed trials that stop the study (and Ray's retries)", low=1,
                                 commands=TRIAL_COMMANDS)
