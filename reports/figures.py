@@ -24,11 +24,12 @@ STYLES = {
 }
 
 
-def _hover(p: Point) -> str:
+def _hover(p: Point, quality: str = "accuracy") -> str:
     trials = ", ".join(map(str, p.numbers))
     spread = f" ± {p.sd:.4f}" if p.sd is not None else ""
+    value = f"accuracy {p.accuracy:.4f}{spread}" if quality == "accuracy" else f"{escape(quality)} {p.accuracy:.6g}"
     return "<br>".join(x for x in (
-        f"{escape(p.label)}" if p.label else "", f"trial {trials}", f"accuracy {p.accuracy:.4f}{spread}",
+        f"{escape(p.label)}" if p.label else "", f"trial {trials}", value,
         f"MACs {int(p.macs):,}", f"params {p.params:,}", escape(p.note) if p.note else "", escape(p.arch)) if x)
 
 
@@ -42,7 +43,7 @@ def label_positions(every: list[float], xs: list[float], *, log: bool = False) -
             else "top center" for x in xs]
 
 
-def pareto_figure(info: FrontInfo) -> go.Figure:
+def pareto_figure(info: FrontInfo, *, quality: str = "accuracy") -> go.Figure:
     """One marker per architecture (repeats merged, with their spread), stopped and infeasible trials apart; the
     base architecture named on the plot."""
     fig = go.Figure()
@@ -60,8 +61,9 @@ def pareto_figure(info: FrontInfo) -> go.Figure:
             marker=marker, text=[p.label or "" for p in points],
             textposition=label_positions([p.macs for p in info.points], [p.macs for p in points]),
             error_y={"type": "data", "array": spread, "visible": any(spread)},
-            customdata=[_hover(p) for p in points], hovertemplate="%{customdata}<extra></extra>"))
-    fig.update_layout(**LAYOUT, xaxis_title="MACs (multiply-adds)", yaxis_title="validation accuracy",
+            customdata=[_hover(p, quality) for p in points], hovertemplate="%{customdata}<extra></extra>"))
+    fig.update_layout(**LAYOUT, xaxis_title="MACs (multiply-adds)",
+                      yaxis_title="validation accuracy" if quality == "accuracy" else f"{quality} (untrained)",
                       legend={"orientation": "h", "y": -0.18})
     return fig
 
@@ -74,14 +76,15 @@ def hypervolume_figure(info: FrontInfo) -> go.Figure:
     return fig
 
 
-def importance_figure(study: optuna.Study) -> go.Figure | None:
+def importance_figure(study: optuna.Study, *, key: str = "accuracy") -> go.Figure | None:
+    """fANOVA importances of the choices for the trials' ``key`` (accuracy, or a zero-cost study's score)."""
     complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                if "accuracy" in t.user_attrs]
+                if key in t.user_attrs]
     if len(complete) < 2:
         return None
     try:
         importances = optuna.importance.get_param_importances(
-            study, target=lambda t: t.user_attrs.get("accuracy", 0.0),
+            study, target=lambda t: t.user_attrs.get(key, 0.0),
             evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
     except (RuntimeError, ValueError, ZeroDivisionError):
         return None

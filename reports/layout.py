@@ -119,7 +119,7 @@ def trials_section(study: optuna.Study, frame: pd.DataFrame) -> str:
 
 
 def trials_table(frame: pd.DataFrame) -> str:
-    columns = [c for c in ("number", "state", "role", "accuracy", "macs", "params", "reward", "alpha", "beta",
+    columns = [c for c in ("number", "state", "role", "accuracy", "score", "macs", "params", "reward", "alpha", "beta",
                            "gamma", "replicate", "phi", "macs_ratio", "resolution", "train_seconds", "stopped_at",
                            "infeasible", "duplicate_of", "crashes", "error", "arch")
                if c in frame.columns]

@@ -69,6 +69,9 @@ class TrialRecord:
                                              "(the latency_ms objective; the study's latency attr says how)")
     # written when the worker returns
     accuracy: float | None = attr("measured", "validation accuracy")
+    score: float | None = attr("measured", "a zero-cost evaluator's score of the untrained network, in place of an "
+                                           "accuracy (--evaluator; larger is expected better)")
+    evaluator: str | None = attr("measured", "the zero-cost evaluator that gave the score")
     val_loss: float | None = attr("measured", "validation loss")
     train_seconds: float | None = attr("measured", "training time")
     eval_seconds: float | None = attr("measured", "validation time")

@@ -60,8 +60,8 @@ def measured(records: Sequence[TrialRecord], *, merge: bool = False) -> list[Tri
     With ``merge``, trials that measured the same architecture at the same resolution and budget (an old
     study, or one that allowed repeats) are one record: the first, with their mean accuracy.
     """
-    done = sorted((r for r in records if r.state == "COMPLETE" and r.accuracy is not None and r.macs is not None),
-                  key=lambda r: r.number)
+    done = sorted((quality(r) for r in records if r.state == "COMPLETE" and r.macs is not None
+                   and (r.accuracy is not None or r.score is not None)), key=lambda r: r.number)
     if not merge:
         return done
     groups: dict[tuple, list[TrialRecord]] = {}
@@ -70,6 +70,13 @@ def measured(records: Sequence[TrialRecord], *, merge: bool = False) -> list[Tri
         groups.setdefault(key, []).append(r)
     return [g[0] if len(g) == 1 else dataclasses.replace(g[0], accuracy=statistics.fmean(x.accuracy for x in g))
             for g in groups.values()]
+
+
+def quality(r: TrialRecord) -> TrialRecord:
+    """The record with its quality objective in ``accuracy``: a trained trial's accuracy, or in a study of a
+    zero-cost ``--evaluator`` the trial's score (larger is expected better), which every choice here -- the
+    front, the baseline, confirm's candidates -- then ranks by, as it ranks by a short training's accuracy."""
+    return r if r.accuracy is not None or r.score is None else dataclasses.replace(r, accuracy=r.score)
 
 
 def pareto_front(records: Sequence[TrialRecord]) -> list[TrialRecord]:

@@ -38,6 +38,10 @@ def declared(cls: type) -> list[tuple[dataclasses.Field, type]]:
     return [(f, hints[f.name]) for f in dataclasses.fields(cls) if "help" in f.metadata]
 
 
+# --evaluator: how a NAS trial is measured. train: its validation accuracy after --epochs; the others score the
+# untrained network (search.training.zerocost) in place of an accuracy
+EVALUATORS = ("train", "synflow", "naswot", "jacob_cov", "params", "macs")
+
 MAX_EPOCHS = 10_000  # a bound on work that would never end: ImageNet recipes train 350-600 epochs
 
 TRIAL_COMMANDS = ("search", "scale", "family", "confirm")  # the commands whose trials train (search.training)
@@ -64,7 +68,14 @@ class TrainSettings:
     grad_clip: float | None = setting(None, "clip the gradients' global norm to this", positive=True, optional=True)
     val_fraction: float = setting(0.2, "share of the training data held out for validation", positive=True,
                                   high=1)
+    train_samples: int | None = setting(None, "train on a stratified, seeded subset of this many samples of the "
+                                              "training split (a cheaper proxy; the validation split stays whole)",
+                                        low=2, optional=True)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N", pattern=r"auto|cpu|cuda(:\d+)?")
+    evaluator: str = setting("train", "how each trial is measured: train (its validation accuracy after --epochs) or "
+                                      "a zero-cost score of the untrained network in place of an accuracy: synflow, "
+                                      "naswot, jacob_cov, params or macs (effnas confirm then trains the front)",
+                             choices=EVALUATORS, commands=SEARCH_COMMANDS)
     compile: bool = setting(False, "torch.compile the network for training (pays off on a GPU for trials of "
                                    "many steps; see README); not with --cuda-graphs", commands=TRIAL_COMMANDS)
 
@@ -136,7 +147,8 @@ class RunSettings:
     devices: int = setting(1, "processes, one per device (GPUs, or CPU processes with gloo), started by torch's "
                               "launcher; under torchrun its world size", low=1, commands=FULL_RUN)
     test: str | None = setting(None, "held-out data evaluated once at the end, never used for a choice: "
-                                     "folder:PATH or cifar10:PATH (its test_batch)", optional=True, commands=FULL_RUN)
+                                     "folder:PATH, cifar10:PATH (its test_batch), idx:PATH or fashion-mnist (their "
+                                     "t10k files)", optional=True, commands=FULL_RUN)
     name: str | None = setting(None, "the run's folder under --out (default: named after the network)",
                                optional=True, pattern=r"[A-Za-z0-9][A-Za-z0-9._-]*", commands=FULL_RUN)
     out: str = setting("runs/train", "where training runs live", pattern=r".+", commands=FULL_RUN)

@@ -79,6 +79,11 @@ class TrialSpec:
                       "judge_at": tuple(values.get("judge_at", ()))})
 
 
+def score_objective(evaluator: str) -> str:
+    """The study objective a zero-cost evaluator's score is (``synflow_score``); ``accuracy`` for training."""
+    return "accuracy" if evaluator == "train" else f"{evaluator}_score"
+
+
 def trial_seed(seed: int, number: int) -> int:
     return (seed * 1_000_003 + number) % (2**31 - 1)
 
@@ -280,13 +285,18 @@ class TrialPlanner:
             self.stop(candidate, result)
             return None
         trial = candidate.trial
-        accuracy = float(result["accuracy"])
-        reward = mnas_reward(accuracy, candidate.cost.macs, self.target_macs)
-        values = {"accuracy": accuracy, "macs": float(candidate.cost.macs), "reward": reward,
-                  "latency_ms": candidate.latency_ms}
+        values = {"macs": float(candidate.cost.macs), "latency_ms": candidate.latency_ms}
+        if "score" in result:  # a zero-cost evaluator's: its objective is named after it, and there is no reward
+            values[score_objective(result["evaluator"])] = float(result["score"])
+            measured = dict(result)
+        else:
+            accuracy = float(result["accuracy"])
+            values["accuracy"] = accuracy
+            values["reward"] = mnas_reward(accuracy, candidate.cost.macs, self.target_macs)
+            measured = {**result, "reward": values["reward"]}
         ordered = [values[name] for name in self.objectives]
         try:
-            record.write(trial, {**result, "reward": reward})
+            record.write(trial, measured)
             self.study.tell(trial, ordered)
         except optuna.exceptions.UpdateFinishedTrialError:
             return None

@@ -76,9 +76,10 @@ def entries_of(nas: optuna.Study, config: StudyConfig) -> list[Entry]:
 
 def train_settings(nas: optuna.Study, config: StudyConfig) -> TrainSettings:
     """The study's recipe (every training setting it recorded), with this command's flags on top; --epochs
-    defaults to five times the study's."""
+    defaults to five times the study's. A confirmation trains, whatever the study's --evaluator, and on the whole
+    training split unless its own --train-samples says otherwise: a subset and a zero-cost score are proxies."""
     recorded = json.loads(nas.user_attrs.get("config", "{}"))
-    names = {f.name for f in dataclasses.fields(TrainSettings)}
+    names = {f.name for f in dataclasses.fields(TrainSettings)} - {"evaluator", "train_samples"}
     values = {k: v for k, v in recorded.items() if k in names}
     values.update({k: getattr(config.train, k) for k in names if k in config.explicit})
     if "epochs" not in config.explicit:

@@ -14,7 +14,7 @@ from effnas.search import catalog, record, samplers, selection
 from effnas.search.data.kinds import dataset_channels, dataset_classes
 from effnas.search.halving import Rungs
 from effnas.search.settings import TrainSettings, as_recorded_now
-from effnas.search.trial import Budget, LatencyOf, TrialPlanner, TrialTemplate, space_proposer
+from effnas.search.trial import Budget, LatencyOf, TrialPlanner, TrialTemplate, score_objective, space_proposer
 from effnas.search.utils.memory import device_memory
 from effnas.space import presets
 from effnas.space.cost import cost
@@ -110,6 +110,15 @@ def objectives(config: StudyConfig, strategy: samplers.Strategy) -> tuple[tuple[
     names = tuple(config.objectives)
     if names not in (("accuracy", "macs"), ("accuracy", "macs", "latency_ms")):
         raise UserError(f"--objectives {','.join(names)}: expected accuracy,macs or accuracy,macs,latency_ms")
+    evaluator = config.train.evaluator
+    if evaluator != "train":
+        if strategy.metric_names != samplers.PARETO[0]:
+            raise UserError(f"--evaluator {evaluator}: a zero-cost score is an objective of the Pareto samplers "
+                            f"(nsga2, tpe, random), not of {strategy.name!r}, whose reward needs an accuracy")
+        if config.rungs is not None:
+            raise UserError(f"--evaluator {evaluator} with --rungs: a zero-cost trial does not train, so there is "
+                            "nothing for successive halving to stop")
+        names = (score_objective(evaluator), *names[1:])
     if strategy.metric_names != samplers.PARETO[0]:
         if names != samplers.PARETO[0]:
             raise UserError(f"sampler {strategy.name!r} optimises {','.join(strategy.metric_names)}; --objectives "
@@ -128,7 +137,7 @@ def objectives(config: StudyConfig, strategy: samplers.Strategy) -> tuple[tuple[
             with torch.random.fork_rng(devices=[]):  # building must not move the trials' random streams
                 model = build(arch, num_classes=num_classes, dropout=0.0, drop_path=0.0)
                 return measure_latency(model, resolution=resolution, device=device, **LATENCY_SETUP).median_ms
-    return names, tuple(DIRECTIONS[n] for n in names), latency_of
+    return names, tuple(DIRECTIONS.get(n, "maximize") for n in names), latency_of  # a score: maximize
 
 
 def study_attrs(plan: Plan) -> dict[str, Any]:
@@ -148,6 +157,7 @@ def study_attrs(plan: Plan) -> dict[str, Any]:
         "seed": plan.config.seed,
         "split": json.dumps(plan.split, sort_keys=True),
         "epochs": plan.template.train.epochs,
+        **({"evaluator": plan.template.train.evaluator} if plan.template.train.evaluator != "train" else {}),
         "rungs": ",".join(map(str, plan.template.rungs.epochs)) if plan.template.rungs else "",
         "eta": plan.template.rungs.eta if plan.template.rungs else 0.0,
         **({"latency": json.dumps({**LATENCY_SETUP, "device": str(driver_device(plan.config)), "dtype": "float32 "
@@ -224,8 +234,13 @@ def run_search(config: StudyConfig, *, out: TextIO = sys.stdout, err: TextIO = s
     planner = planner_for(plan, study)
     complete = len(selection.measured(record.read_all(study.get_trials(deepcopy=False))))
     rungs = plan.template.rungs
+    evaluator = config.train.evaluator
     budget = (f"successive halving over {','.join(map(str, rungs.epochs))} epochs (eta {rungs.eta:g})" if rungs
+              else f"zero-cost {evaluator} score of each untrained network (no training)" if evaluator != "train"
               else f"{config.train.epochs} epoch(s) per trial")
+    if plan.split.get("train_samples") is not None:
+        budget += (f" on a stratified subset of {plan.split['train_samples']:,} of the {plan.split['train']:,} "
+                   "training images")
     header = (f"study {config.study!r} in {mask_url(config.storage)}: {complete}/{config.trials} "
               f"complete; sampler {plan.strategy.name}, {config.executor} executor, {config.dataset} at "
               f"{input_size(config.resolution, dims=config.dims)}, {budget}")
@@ -244,18 +259,26 @@ def print_summary(study: optuna.Study, *, target_macs: float, out: TextIO) -> No
         print("No complete trial yet.", file=out)
         return
     latency = any(r.latency_ms is not None for r in front)
-    rows = [("trial", "accuracy", "MACs", "params", "reward", *(("latency ms",) if latency else ()), "arch")]
+    scored = next((r.evaluator for r in front if r.evaluator), None)  # a zero-cost study's evaluator
+    quality = f"{scored} score" if scored else "accuracy"
+    rows = [("trial", quality, "MACs", "params", *(() if scored else ("reward",)),
+             *(("latency ms",) if latency else ()), "arch")]
     for r in front:
-        rows.append((str(r.number), f"{r.accuracy:.4f}", f"{r.macs:,}", f"{r.params:,}",
-                     f"{selection.mnas_reward(r.accuracy, r.macs, target_macs):.4f}",
+        rows.append((str(r.number), f"{r.accuracy:.6g}" if scored else f"{r.accuracy:.4f}", f"{r.macs:,}",
+                     f"{r.params:,}",
+                     *(() if scored else (f"{selection.mnas_reward(r.accuracy, r.macs, target_macs):.4f}",)),
                      *((f"{r.latency_ms:.3f}" if r.latency_ms is not None else "",) if latency else ()), r.arch))
-    print(f"Pareto front: {len(front)} of {len(selection.measured(records))} complete trials (accuracy up, MACs "
+    print(f"Pareto front: {len(front)} of {len(selection.measured(records))} complete trials ({quality} up, MACs "
           "down)", file=out)
     print("\n".join(text_table(rows, left=(5,))), file=out)
     best = catalog.chosen_baseline(study, target_macs=target_macs)
     print(f"\nBaseline: trial {best.number}, the highest MnasNet reward ACC x (MACs/T)^-0.07 at "
           f"T = {int(target_macs):,} MACs", file=out)
     size = best.resolution if best.dims in (None, 2) else input_size(best.resolution, dims=best.dims)
-    print(f"  accuracy {best.accuracy:.4f}  MACs {best.macs:,}  params {best.params:,}  "
-          f"resolution {size}", file=out)
+    print(f"  {quality} {best.accuracy:.6g}  MACs {best.macs:,}  params {best.params:,}  " if scored else
+          f"  accuracy {best.accuracy:.4f}  MACs {best.macs:,}  params {best.params:,}  ", end="", file=out)
+    print(f"resolution {size}", file=out)
+    if scored:
+        print(f"  (untrained networks ranked by {scored}: `effnas confirm` trains the front and states how well the "
+              "score ranked them)", file=out)
     print(f"  {best.arch}", file=out)

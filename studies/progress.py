@@ -8,7 +8,8 @@ from typing import TextIO
 
 
 class Progress:
-    def __init__(self, *, total: int, done: int = 0, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, *, total: int, done: int = 0, stream: TextIO = sys.stderr, score: str | None = None) -> None:
+        self.score = score  # a zero-cost study's evaluator: its best is a score, not an accuracy
         self.total, self.start_done, self.done = total, done, done
         self.stream = stream
         self.start = time.perf_counter()
@@ -30,7 +31,8 @@ class Progress:
             left = duration(elapsed / finished * max(0, self.total - self.done))
         best = "best --"
         if self.best is not None:
-            best = f"best acc {self.best[0]:.3f} @ {self.best[1] / 1e6:.2f}M MACs"
+            value = f"{self.score} {self.best[0]:.4g}" if self.score else f"acc {self.best[0]:.3f}"
+            best = f"best {value} @ {self.best[1] / 1e6:.2f}M MACs"
         failed = (f"  stopped early {self.stopped}" if self.stopped else "") + (
             f"  failed {self.failed}" if self.failed else "")
         line = f"[{bar}] {self.done}/{self.total} trials  {best}{failed}  {duration(elapsed)} elapsed, ~{left} left"

@@ -61,7 +61,8 @@ def preflight(config: StudyConfig) -> DataInfo:
     from effnas.search.worker import load_cached
 
     data = load_cached(config.dataset, resolution=config.resolution, split_seed=config.seed,
-                       val_fraction=config.train.val_fraction, device=driver_device(config))
+                       val_fraction=config.train.val_fraction, device=driver_device(config),
+                       train_samples=config.train.train_samples)
     return DataInfo(num_classes=data.num_classes, split=dict(data.split), channels=data.channels)
 
 
@@ -127,7 +128,9 @@ def drive(config: StudyConfig, planner: TrialPlanner, *, total: int, header: str
     executor = make_executor(config.executor, config.execution)
     print(f"effnas: {header}; {executor.threads_note()}", file=err)
     study = planner.study
-    progress = Progress(total=total, done=len(planner.complete_trials()), stream=err)
+    evaluator = config.train.evaluator
+    progress = Progress(total=total, done=len(planner.complete_trials()), stream=err,
+                        score=evaluator if evaluator != "train" else None)
 
     def on_trial(candidate: Candidate | None, outcome: str) -> None:
         finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED))

@@ -181,7 +181,7 @@ def _check(config: StudyConfig, source: Source, folder: Path) -> Plan:
         check_spec(run.test)
         if run.test == "digits":
             raise UserError("--test digits: the bundled digits are all in the training/validation split; give a "
-                            "held-out folder:PATH or cifar10:PATH")
+                            "held-out folder:PATH, cifar10:PATH, idx:PATH or fashion-mnist")
     parts = run.devices * run.micro_batches
     if train.batch_size % parts:
         raise UserError(f"--batch-size {train.batch_size} must be a multiple of --devices x --micro-batches = {parts}")

@@ -149,6 +149,36 @@ def split(name: str, images: torch.Tensor, labels: torch.Tensor, *, seed: int, v
     )
 
 
+def train_subset(data: Dataset, count: int | None, *, seed: int) -> Dataset:
+    """``data`` with its training split cut to a stratified, seeded subset of ``count`` samples (``--train-samples``;
+    None: the whole split). Each class keeps its share of the split (largest remainders make the total exact),
+    its samples drawn by a seeded permutation, so every trial of a study, and the study resumed, trains on the same
+    subset. The validation split and the normalisation statistics stay the whole split's: accuracies compare with a
+    study trained on all of it. A streamed split stays streamed (fewer rows of the same file)."""
+    if count is None:
+        return data
+    total = len(data.train_y)
+    if count > total:
+        raise UserError(f"--train-samples {count:,}: the training split of {data.name!r} holds {total:,} samples "
+                        f"({data.split.get('validation', 0):,} more are its validation split)")
+    labels = data.train_y.cpu()
+    counts = torch.bincount(labels, minlength=data.num_classes)
+    quota = counts.double() * count / total
+    take = quota.floor().long()
+    order = torch.argsort(take - quota, stable=True)  # the largest remainders first, ties to the lower class
+    take[order[:count - int(take.sum())]] += 1
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for label, wanted in enumerate(take.tolist()):
+        members = (labels == label).nonzero().flatten()
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:wanted]])
+    index = torch.cat(chosen).sort().values  # in the split's order
+    train_x = Rows(data.train_x.base, data.train_x.index[index]) if isinstance(data.train_x, Rows) else \
+        data.train_x[index.to(data.train_x.device)]
+    return dataclasses.replace(data, train_x=train_x, train_y=data.train_y[index.to(data.train_y.device)],
+                               split={**data.split, "train_samples": count})
+
+
 def split_sizes(name: str, count: int, val_fraction: float) -> tuple[int, int]:
     """(training, validation) samples of a split of ``count`` samples, known from the count alone, so a dataset
     too small for its split fails before a sample is read: validation takes at least one, and training must keep

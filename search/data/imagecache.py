@@ -24,7 +24,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -89,23 +89,35 @@ def cached_images(root: Path, files: Sequence[tuple[Path, int]], resolution: int
                   err=None) -> tuple[np.ndarray, np.ndarray]:
     """(images, labels) of a folder dataset from its cache entry, decoding it first if there is none or the one
     there is broken. The images are a copy-on-write memory map, read from disk when the split copies them out."""
-    entry = cache_root() / entry_key(root, files, resolution)
+    labels = np.asarray([index for _, index in files], dtype=np.int64)
+    paths = [str(path) for path, _ in files]
+    return cached_arrays(entry_key(root, files, resolution), labels, resolution,
+                         lambda images, report: _decode_files(images, paths, resolution, report), err=err)
+
+
+Fill = Callable[[np.ndarray, Callable[[int, int], None]], None]  # (N x 3 x R x R map, report(done, processes))
+
+
+def cached_arrays(key: str, labels: np.ndarray, resolution: int, fill: Fill, *,
+                  err=None) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of the cache entry ``key``, made first by ``fill`` (which writes every image into the
+    entry's memory map and reports its progress) where there is none or the one there is broken. A folder's
+    entry is decoded from its image files; an IDX set's from its arrays (:mod:`search.data.idx`)."""
+    entry = cache_root() / key
     for _ in range(OPEN_TRIES):
         if entry.exists():
-            opened = open_entry(entry, files, resolution)
+            opened = open_entry(entry, labels, resolution)
             if opened is not None:
                 return opened
             discard_entry(entry)
-        build_entry(entry, files, resolution, err=err if err is not None else sys.stderr)
+        build_entry(entry, labels, resolution, fill, err=err if err is not None else sys.stderr)
     raise UserError(f"image cache entry {str(entry)!r} was broken again after decoding it {OPEN_TRIES} times; "
                     "check the disk of EFFNAS_CACHE, or set EFFNAS_CACHE to another folder")
 
 
-def open_entry(entry: Path, files: Sequence[tuple[Path, int]],
-               resolution: int) -> tuple[np.ndarray, np.ndarray] | None:
+def open_entry(entry: Path, expected: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray] | None:
     """The entry's (images, labels) if it is whole -- ``done`` written, images N x 3 x R x R uint8 as long as
-    their header says, labels the file list's classes -- else None. Nothing in it is unpickled."""
-    expected = np.asarray([index for _, index in files], dtype=np.int64)
+    their header says, labels the ``expected`` ones -- else None. Nothing in it is unpickled."""
     try:
         if not (entry / "done").is_file():
             return None
@@ -115,7 +127,7 @@ def open_entry(entry: Path, files: Sequence[tuple[Path, int]],
         return None
     except OSError as exc:  # out of memory or file handles, a disk error: the entry may be whole, so it stays
         raise UserError(f"image cache entry {str(entry)!r} cannot be opened ({exc.strerror or exc})") from None
-    if images.shape != (len(files), 3, resolution, resolution) or images.dtype != np.uint8:
+    if images.shape != (len(expected), 3, resolution, resolution) or images.dtype != np.uint8:
         return None
     if labels.shape != expected.shape or labels.dtype != expected.dtype or not np.array_equal(labels, expected):
         return None
@@ -147,11 +159,11 @@ def discard_entry(entry: Path) -> None:
                         f"({exc.strerror or exc}); delete it, or set EFFNAS_CACHE to another folder") from None
 
 
-def build_entry(entry: Path, files: Sequence[tuple[Path, int]], resolution: int, *, err) -> None:
+def build_entry(entry: Path, labels: np.ndarray, resolution: int, fill: Fill, *, err) -> None:
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         _remove_dead_scratch(entry)
-        need = len(files) * 3 * resolution * resolution
+        need = len(labels) * 3 * resolution * resolution
         free = shutil.disk_usage(entry.parent).free
         if need > 0.9 * free:
             raise UserError(f"image cache {str(entry.parent)!r}: the decoded images need {need / 2**30:,.1f} GiB and "
@@ -164,22 +176,21 @@ def build_entry(entry: Path, files: Sequence[tuple[Path, int]], resolution: int,
     done = 0
     try:
         images = np.lib.format.open_memmap(scratch / "images.npy", mode="w+", dtype=np.uint8,
-                                           shape=(len(files), 3, resolution, resolution))
-        paths = [str(path) for path, _ in files]
-        jobs = [(paths[i:i + CHUNK], resolution) for i in range(0, len(paths), CHUNK)]
-        processes = max(1, min(os.cpu_count() or 1, len(jobs)))
+                                           shape=(len(labels), 3, resolution, resolution))
         start = shown = time.monotonic()
-        with multiprocessing.get_context("fork").Pool(processes, initializer=default_signals) as pool:
-            for number, chunk in enumerate(pool.imap(decode, jobs)):
-                images[number * CHUNK:number * CHUNK + len(chunk)] = chunk
-                done += len(chunk)
-                if done == len(paths) or time.monotonic() - shown >= 0.5:
-                    _progress(err, done, len(paths), time.monotonic() - start, processes)
-                    shown = time.monotonic()
+
+        def report(count: int, processes: int) -> None:
+            nonlocal done, shown
+            done = count
+            if done == len(labels) or time.monotonic() - shown >= 0.5:
+                _progress(err, done, len(labels), time.monotonic() - start, processes)
+                shown = time.monotonic()
+
+        fill(images, report)
         images.flush()
         del images
-        np.save(scratch / "labels.npy", np.asarray([index for _, index in files], dtype=np.int64))
-        (scratch / "meta.json").write_text(json.dumps({"format": FORMAT, "images": len(files),
+        np.save(scratch / "labels.npy", np.asarray(labels, dtype=np.int64))
+        (scratch / "meta.json").write_text(json.dumps({"format": FORMAT, "images": len(labels),
                                                        "resolution": resolution}))
         (scratch / "done").touch()
         try:
@@ -194,6 +205,18 @@ def build_entry(entry: Path, files: Sequence[tuple[Path, int]], resolution: int,
         if err is not None and hasattr(err, "write"):
             err.write("\n" if done else "")
     shutil.rmtree(scratch, ignore_errors=True)  # left only when another worker's entry won
+
+
+def _decode_files(images: np.ndarray, paths: list[str], resolution: int, report) -> None:
+    """Decode image files into ``images`` on every core, a chunk per pool task."""
+    jobs = [(paths[i:i + CHUNK], resolution) for i in range(0, len(paths), CHUNK)]
+    processes = max(1, min(os.cpu_count() or 1, len(jobs)))
+    done = 0
+    with multiprocessing.get_context("fork").Pool(processes, initializer=default_signals) as pool:
+        for number, chunk in enumerate(pool.imap(decode, jobs)):
+            images[number * CHUNK:number * CHUNK + len(chunk)] = chunk
+            done += len(chunk)
+            report(done, processes)
 
 
 def default_signals() -> None:

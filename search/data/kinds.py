@@ -1,5 +1,6 @@
-"""Datasets by kind: images (``digits``, bundled; ``cifar10:PATH``; ``folder:PATH``) and volumes (``shapes3d``,
-bundled; ``volumes:PATH``).
+"""Datasets by kind: images (``digits``, bundled; ``fashion-mnist``, installed by Debian's dataset-fashion-mnist;
+``cifar10:PATH``; ``folder:PATH``; ``idx:PATH``, the MNIST IDX format) and volumes (``shapes3d``, bundled;
+``volumes:PATH``).
 
 :data:`KINDS` is the registry, one entry per kind: its dimensionality, its classes and input channels (found
 without decoding a sample), its loader and its held-out test set. Every function below reads a kind from it,
@@ -35,10 +36,12 @@ class DatasetKind:
     load: Loader
     load_test: TestLoader | None  # None: no held-out set (refused with ``no_test``)
     no_test: str = ""
+    installed: Callable[[], Path] | None = None  # a set at a fixed place (no PATH): where it is
+    missing: Callable[[Path], str | None] | None = None  # why it cannot be read where it is installed, or None
 
     @property
     def usage(self) -> str:
-        return self.name if self.bundled else f"{self.name}:PATH"
+        return self.name if self.bundled or self.installed else f"{self.name}:PATH"
 
 
 def _digits_classes(root: Path | None) -> tuple[str, ...]:
@@ -168,8 +171,64 @@ def _load_volumes(spec: str, root: Path | None, resolution: int, seed: int, val_
     return split(spec, volumes, labels, seed=seed, val_fraction=val_fraction, classes=class_names(root), owned=True)
 
 
+def _idx_classes(root: Path | None) -> tuple[str, ...]:
+    return tuple(str(label) for label in range(_idx_count(root)))
+
+
+def _idx_count(root: Path | None) -> int:
+    from effnas.search.data import idx
+
+    return idx.class_count(root)
+
+
+def _idx_loader(class_names: Callable[[Path | None], tuple[str, ...]], *, fixed: bool) -> Loader:
+    def load(spec: str, root: Path | None, resolution: int, seed: int, val_fraction: float) -> Dataset:
+        from effnas.search.data import idx
+        from effnas.search.data.dataset import split, split_sizes
+
+        names = class_names(root)
+        split_sizes(spec, len(idx.read_labels(root, idx.TRAIN, classes=len(names) if fixed else None)),
+                    val_fraction)  # before an image is read or written to the cache
+        images, labels, mapped = idx.load(root, resolution, classes=len(names) if fixed else None)
+        return split(spec, images, labels, seed=seed, val_fraction=val_fraction, classes=names, lazy=mapped,
+                     owned=not mapped)
+    return load
+
+
+def _test_idx(spec: str, root: Path | None, resolution: int,
+              classes: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The folder's t10k split; its labels must be classes of the training data (the same numbering)."""
+    from effnas.search.data import idx
+
+    if not idx.has_split(root, idx.TEST):
+        raise UserError(f"--test {spec!r}: {str(root)!r} has no test split ({idx.TEST[0]}[.gz] and "
+                        f"{idx.TEST[1]}[.gz])")
+    if spec == "fashion-mnist" and tuple(classes) != idx.FASHION_MNIST_CLASSES:
+        raise UserError(f"--test {spec!r}: Fashion-MNIST's classes are not the training data's {list(classes)}")
+    images, labels, _ = idx.load(root, resolution, names=idx.TEST, classes=len(classes))
+    return images, labels
+
+
+def _fashion_classes(root: Path | None) -> tuple[str, ...]:
+    from effnas.search.data import idx
+
+    return idx.FASHION_MNIST_CLASSES
+
+
+def _fashion_root() -> Path:
+    from effnas.search.data import idx
+
+    return idx.fashion_mnist_root()
+
+
+def _fashion_missing(root: Path) -> str:
+    from effnas.search.data import idx
+
+    return idx.fashion_mnist_missing(root)
+
+
 _BUNDLED_TEST = ("{kind} has no held-out test set: all its samples are in the training/validation split; give "
-                 "--test folder:PATH or cifar10:PATH")
+                 "--test folder:PATH, cifar10:PATH, idx:PATH or fashion-mnist")
 KINDS: dict[str, DatasetKind] = {kind.name: kind for kind in (
     DatasetKind("digits", 2, True, _digits_classes, lambda root: 10, lambda root: 3, _load_digits, None,
                 _BUNDLED_TEST),
@@ -180,6 +239,11 @@ KINDS: dict[str, DatasetKind] = {kind.name: kind for kind in (
                 _load_shapes3d, None, _BUNDLED_TEST),
     DatasetKind("volumes", 3, False, _folder_names, _volumes_count, _volumes_channels, _load_volumes, None,
                 "--test {spec!r}: a held-out set of volumes is not supported; give folder:PATH"),
+    DatasetKind("fashion-mnist", 2, False, _fashion_classes, lambda root: 10, lambda root: 3,
+                _idx_loader(_fashion_classes, fixed=True), _test_idx, installed=_fashion_root,
+                missing=_fashion_missing),
+    DatasetKind("idx", 2, False, _idx_classes, _idx_count, lambda root: 3, _idx_loader(_idx_classes, fixed=False),
+                _test_idx),
 )}
 
 
@@ -192,11 +256,11 @@ def get(spec: str) -> tuple[DatasetKind, str]:
     """A spec's kind and path text, checked for form only."""
     if not isinstance(spec, str) or not spec:
         raise UserError(f"empty dataset spec; expected one of: {usage()}")
-    if spec in KINDS and KINDS[spec].bundled:
+    if spec in KINDS and (KINDS[spec].bundled or KINDS[spec].installed):
         return KINDS[spec], ""
     name, sep, path = spec.partition(":")
     kind = KINDS.get(name)
-    if kind is None or kind.bundled or not sep:
+    if kind is None or kind.bundled or kind.installed or not sep:
         raise UserError(f"unknown dataset {spec!r}; expected one of: {usage()}")
     return kind, path
 
@@ -216,6 +280,12 @@ def _resolved(spec: str) -> tuple[DatasetKind, Path | None]:
     kind, path = get(spec)
     if kind.bundled:
         return kind, None
+    if kind.installed is not None:
+        root = kind.installed()
+        problem = kind.missing(root)
+        if problem:
+            raise UserError(problem)
+        return kind, root
     if not path:
         raise UserError(f"dataset {spec!r} needs a path after '{kind.name}:'")
     root = Path(path).expanduser()

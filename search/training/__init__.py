@@ -7,4 +7,5 @@
 - ``inference``: a trained network loaded for predict, export and bench
 - ``distributed``: DistributedDataParallel ranks under torch's launcher
 - ``latency``: measured latency of a network on a device
+- ``zerocost``: zero-cost evaluators (synflow, naswot, jacob_cov, params, macs) of an untrained network
 """

@@ -20,7 +20,7 @@ from torch import nn
 
 from effnas.models import build
 from effnas.search.data.augment import make_augment
-from effnas.search.data.dataset import Dataset, place, subset
+from effnas.search.data.dataset import Dataset, place, subset, train_subset
 from effnas.search.data.kinds import load_dataset, load_test
 from effnas.search.settings import RunSettings, TrainSettings
 from effnas.search.training import checkpoint, distributed
@@ -79,8 +79,9 @@ def train_run(plan: FullRun, *, bar: BarFactory, err: TextIO | None = None) -> d
 def _train(plan: FullRun, ranks: distributed.Ranks, bar_for: BarFactory, err: TextIO) -> dict[str, Any]:
     folder, device = plan.folder, ranks.device
     settings, run = plan.train, plan.run
-    data = place(load_dataset(plan.dataset, resolution=plan.resolution, seed=plan.seed,
-                              val_fraction=settings.val_fraction), device)
+    data = place(train_subset(load_dataset(plan.dataset, resolution=plan.resolution, seed=plan.seed,
+                                           val_fraction=settings.val_fraction), settings.train_samples,
+                              seed=plan.seed), device)
     test = load_test(run.test, resolution=plan.resolution, classes=data.classes) if run.test else None
     if ranks.main:
         folder.mkdir(parents=True, exist_ok=True)
