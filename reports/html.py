@@ -56,7 +56,10 @@ def left_out_box(lines: list[str]) -> str:
 def index_entry(study: optuna.Study, file_name: str) -> dict[str, Any]:
     records = study_records(study)
     top = selection.most_accurate(records)
-    best = f"{top.accuracy:.4f} @ {top.macs / 1e6:.2f}M MACs" if top is not None else ""
+    evaluator = study.user_attrs.get("evaluator")
+    value = "" if top is None else f"{evaluator} {top.accuracy:.4g}" if isinstance(evaluator, str) else \
+        f"{top.accuracy:.4f}"
+    best = f"{value} @ {top.macs / 1e6:.2f}M MACs" if top is not None else ""
     return {"name": study.study_name, "file": file_name, "kind": study.user_attrs.get("kind", "?"),
             "complete": sum(r.state == "COMPLETE" for r in records), "trials": len(records), "best": best}
 

@@ -41,6 +41,7 @@ def front_info(records: Sequence[TrialRecord], *, target_macs: float | None,
                base_label: str = "the base") -> FrontInfo:
     done = selection.measured(records)
     merged = selection.measured(records, merge=True)
+    scored = any(r.score is not None for r in done)
     front = {r.number for r in selection.pareto_front(records)}
     chosen = selection.choose_baseline(records, target_macs=target_macs) if target_macs else None
     points = []
@@ -59,7 +60,7 @@ def front_info(records: Sequence[TrialRecord], *, target_macs: float | None,
             points.append(Point(numbers=(r.number,), arch=str(r.arch), accuracy=at, sd=None, macs=float(r.macs),
                                 params=int(r.params or 0), kind="stopped",
                                 note=f"stopped by successive halving after {r.stopped_at} of {r.epochs} epochs"))
-        elif r.infeasible is not None:
+        elif r.infeasible is not None and not scored:  # at 0 a score study's infeasible trials would look best
             points.append(Point(numbers=(r.number,), arch=str(r.arch), accuracy=0.0, sd=None, macs=float(r.macs),
                                 params=int(r.params or 0), kind="infeasible", note=r.infeasible))
     by_completion = sorted(done, key=lambda r: r.datetime_complete)

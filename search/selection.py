@@ -87,10 +87,18 @@ def pareto_front(records: Sequence[TrialRecord]) -> list[TrialRecord]:
 
 
 def choose_baseline(records: Sequence[TrialRecord], *, target_macs: float) -> TrialRecord | None:
-    """The Pareto trial with the highest MnasNet reward at ``target_macs``; ties go to the earlier trial."""
+    """The Pareto trial with the highest MnasNet reward at ``target_macs``; ties go to the earlier trial.
+
+    In a zero-cost study the reward is taken of each front trial's score rank among the study's trials, scaled
+    to (0, 1] (a score has no accuracy's scale: jacob_cov is negative, synflow spans orders of magnitude, and the
+    reward of a raw score would favour the costliest network or ignore the MACs)."""
     front = pareto_front(records)
     if not front or not target_macs:
         return None
+    if any(r.score is not None and r.accuracy is None for r in records):
+        scores = sorted(r.accuracy for r in measured(records, merge=True))
+        value = {id(r): (1 + sum(s < r.accuracy for s in scores)) / len(scores) for r in front}
+        return max(front, key=lambda r: (mnas_reward(value[id(r)], r.macs, target_macs), -r.number))
     return max(front, key=lambda r: (mnas_reward(r.accuracy, r.macs, target_macs), -r.number))
 
 

@@ -294,6 +294,10 @@ class TrialPlanner:
             values["accuracy"] = accuracy
             values["reward"] = mnas_reward(accuracy, candidate.cost.macs, self.target_macs)
             measured = {**result, "reward": values["reward"]}
+        missing = [name for name in self.objectives if name not in values]
+        if missing:
+            raise SearchError(f"the worker's result has no {', '.join(missing)} (it measured "
+                              f"{', '.join(sorted(result))}): the study's objectives and its evaluator disagree")
         ordered = [values[name] for name in self.objectives]
         try:
             record.write(trial, measured)

@@ -55,10 +55,10 @@ def run_trial(spec: TrialSpec, *, judge: Judge | None = None) -> dict[str, Any]:
     data = load_cached(spec.dataset, resolution=spec.resolution, split_seed=spec.split_seed,
                        val_fraction=spec.train.val_fraction, device=device, train_samples=spec.train.train_samples)
     torch.manual_seed(spec.seed)
+    if spec.train.evaluator != "train":  # scored untrained, without dropout masks: the same score for a seed
+        return zero_cost(spec, build(presets.network(spec.arch), num_classes=spec.num_classes), data, device)
     model = build(presets.network(spec.arch), num_classes=spec.num_classes, dropout=spec.train.dropout,
                   drop_path=spec.train.drop_path)
-    if spec.train.evaluator != "train":
-        return zero_cost(spec, model, data, device)
     start = time.perf_counter()
     result = train_and_evaluate(model, data, spec.train, device, seed=spec.seed, judge_at=spec.judge_at,
                                 judge=judge)

@@ -10,7 +10,20 @@ from effnas.search.utils import signals
 from effnas.space.errors import SearchError, Terminated, UserError
 
 
+class HelpText(argparse.HelpFormatter):
+    """--help wrapped at spaces only: a name with a hyphen (fashion-mnist, --train-samples) stays whole."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 class ArgumentParser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpText)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one line, no usage block
         raise UserError(message)
 

@@ -79,8 +79,8 @@ def train_settings(nas: optuna.Study, config: StudyConfig) -> TrainSettings:
     defaults to five times the study's. A confirmation trains, whatever the study's --evaluator, and on the whole
     training split unless its own --train-samples says otherwise: a subset and a zero-cost score are proxies."""
     recorded = json.loads(nas.user_attrs.get("config", "{}"))
-    names = {f.name for f in dataclasses.fields(TrainSettings)} - {"evaluator", "train_samples"}
-    values = {k: v for k, v in recorded.items() if k in names}
+    names = {f.name for f in dataclasses.fields(TrainSettings)} - {"evaluator"}
+    values = {k: v for k, v in recorded.items() if k in names - {"train_samples"}}
     values.update({k: getattr(config.train, k) for k in names if k in config.explicit})
     if "epochs" not in config.explicit:
         values["epochs"] = 5 * int(nas.user_attrs.get("epochs", recorded.get("epochs", 1)))

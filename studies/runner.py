@@ -3,6 +3,7 @@ written, open the storage, drive the executor with a progress line, and on Ctrl-
 fail and requeue the trials this process holds."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -83,7 +84,10 @@ def driver_device(config: StudyConfig):
 
 
 def template(config: StudyConfig, num_classes: int) -> TrialTemplate:
-    return TrialTemplate(dataset=config.dataset, num_classes=num_classes, seed=config.seed, train=config.train)
+    """What every trial of the study shares. Only a NAS study (``search``) may score instead of training: a study
+    file's ``evaluator`` key does not reach scale, family or confirm, whose trials must train."""
+    train = config.train if config.command == "search" else dataclasses.replace(config.train, evaluator="train")
+    return TrialTemplate(dataset=config.dataset, num_classes=num_classes, seed=config.seed, train=train)
 
 
 def storage_for(config: StudyConfig) -> optuna.storages.BaseStorage:

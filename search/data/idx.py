@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 
 from effnas.search.data import imagecache
-from effnas.search.utils.memory import check_fits
+from effnas.search.utils.memory import available_bytes, check_fits, gib
 from effnas.space.errors import UserError
 
 if TYPE_CHECKING:
@@ -89,20 +89,36 @@ def _read_exactly(handle: BinaryIO, size: int, path: Path, what: str) -> np.ndar
     return data
 
 
+def _header(handle: BinaryIO, path: Path, *, ndim: int, what: str) -> tuple[int, ...]:
+    magic = _read_exactly(handle, 4, path, "header")
+    if bytes(magic[:2]) != b"\0\0" or magic[2] != UBYTE or magic[3] != ndim:
+        raise UserError(f"IDX file {str(path)!r} is not an IDX file of {what}: magic number "
+                        f"0x{bytes(magic).hex()}, expected 0x0000{UBYTE:02x}{ndim:02x} (unsigned bytes, {ndim} "
+                        f"dimension(s))")
+    shape = tuple(int(d) for d in _read_exactly(handle, 4 * ndim, path, "header").view(">u4"))
+    _check_shape(path, shape)
+    size = int(np.prod(shape, dtype=np.int64))
+    if size > 0.8 * available_bytes("cpu"):
+        raise UserError(f"IDX file {str(path)!r}: its {' x '.join(map(str, shape))} {what} need {gib(size)} in "
+                        f"memory and {gib(available_bytes('cpu'))} are free")
+    return shape
+
+
+def read_shape(path: Path, *, ndim: int, what: str) -> tuple[int, ...]:
+    """The dimensions an IDX file's header gives, checked (magic number, bounds, memory) without reading its data."""
+    try:
+        with _open(path) as handle:
+            return _header(handle, path, ndim=ndim, what=what)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UserError(f"unreadable IDX file {str(path)!r}: {exc}") from None
+
+
 def read_idx(path: Path, *, ndim: int, what: str) -> np.ndarray:
     """The uint8 array of an IDX file of ``ndim`` dimensions, checked (see the module's docstring)."""
     try:
         with _open(path) as handle:
-            magic = _read_exactly(handle, 4, path, "header")
-            if bytes(magic[:2]) != b"\0\0" or magic[2] != UBYTE or magic[3] != ndim:
-                raise UserError(f"IDX file {str(path)!r} is not an IDX file of {what}: magic number "
-                                f"0x{bytes(magic).hex()}, expected 0x0000{UBYTE:02x}{ndim:02x} (unsigned bytes, {ndim} "
-                                f"dimension(s))")
-            shape = tuple(int(d) for d in _read_exactly(handle, 4 * ndim, path, "header").view(">u4"))
-            _check_shape(path, shape)
+            shape = _header(handle, path, ndim=ndim, what=what)
             size = int(np.prod(shape, dtype=np.int64))
-            if ndim == 3:
-                check_fits(shape[0], max(shape[1], shape[2]), where=str(path), channels=1)
             data = _read_exactly(handle, size, path, what)
             if handle.read(1):
                 raise UserError(f"IDX file {str(path)!r} is longer than its header says ({size + 4 + 4 * ndim:,} "
@@ -181,6 +197,11 @@ def load(root: Path, resolution: int, *, names: tuple[str, str] = TRAIN,
     import torch
 
     labels = read_labels(root, names, classes=classes)
+    shape = read_shape(find(root, names[0]), ndim=3, what="images")
+    if shape[0] != len(labels):  # checked before a cache entry is begun
+        raise UserError(f"IDX dataset {str(root)!r}: {find(root, names[0]).name} holds {shape[0]:,} images and "
+                        f"{find(root, names[1]).name} {len(labels):,} labels")
+    check_fits(len(labels), resolution, where=str(root))  # the resized three-channel images
     if len(labels) < imagecache.min_images():
         images, labels = read_split(root, names, classes=classes)
         return resized(images, resolution), torch.from_numpy(labels), False

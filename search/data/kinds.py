@@ -205,6 +205,9 @@ def _test_idx(spec: str, root: Path | None, resolution: int,
                         f"{idx.TEST[1]}[.gz])")
     if spec == "fashion-mnist" and tuple(classes) != idx.FASHION_MNIST_CLASSES:
         raise UserError(f"--test {spec!r}: Fashion-MNIST's classes are not the training data's {list(classes)}")
+    if spec != "fashion-mnist" and tuple(classes) != tuple(str(n) for n in range(len(classes))):
+        raise UserError(f"--test {spec!r}: an IDX set's labels are numbers, and the training data's classes are "
+                        f"named {list(classes)[:4]}…; test an IDX set against a model trained on one")
     images, labels, _ = idx.load(root, resolution, names=idx.TEST, classes=len(classes))
     return images, labels
 

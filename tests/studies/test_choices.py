@@ -32,7 +32,8 @@ def test_a_flags_choices_are_its_registrys(field, registry, help_of):
 def test_the_dataset_help_lists_every_kind_by_its_dimensionality(help_of):
     text = help_of("search")
     assert f"images: {kinds.usage(2)}; volumes: {kinds.usage(3)}" in text
-    assert "images: digits, cifar10:PATH, folder:PATH; volumes: shapes3d, volumes:PATH" in text
+    assert ("images: digits, cifar10:PATH, folder:PATH, fashion-mnist, idx:PATH; volumes: shapes3d, volumes:PATH"
+            in text)
 
 
 def test_a_name_outside_the_registry_is_refused_with_the_registrys_names():
