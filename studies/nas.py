@@ -209,7 +209,7 @@ def recipe_changes(created: dict[str, Any], now: dict[str, Any]) -> list[str]:
     config, as "name old -> new"; a setting the study's version did not record is not compared (but for
     ``lr_batch``, which an older version's --lr implied)."""
     created = as_recorded_now(created) if "lr" in created else created
-    if "lr" in created:  # a study made before --evaluator trained its trials
+    if "lr" in created and "evaluator" in now:  # a study made before --evaluator trained its trials
         created = {"evaluator": "train", **created}
     return [f"{f.name} {created[f.name]!r} -> {now.get(f.name)!r}" for f in dataclasses.fields(TrainSettings)
             if f.name not in HOW_NOT_WHAT | COMPARED_APART and f.name in created and created[f.name] != now.get(f.name)]

@@ -103,7 +103,8 @@ def check_a_3d_study(tmp_path: Path, ray: list[str], env: dict) -> None:
     expected = {name for name, f in ATTRS.items() if f.metadata["when"] in ("asked", "measured")}
     expected -= {"infeasible", "alpha", "beta", "gamma", "width", "depth", "phi", "macs_ratio", "nominal",
                  "nominal_ratio", "replicate"}  # over budget, scaling or confirm only
-    expected -= {"duplicate_of", "rung_accuracy", "stopped_at", "crashes", "crash", "latency_ms"}  # when they apply
+    expected -= {"duplicate_of", "rung_accuracy", "stopped_at", "crashes", "crash", "latency_ms",
+                 "score", "evaluator"}  # when they apply
     assert len(trials) == 2
     for trial in trials:
         attrs = trial.user_attrs

@@ -91,3 +91,11 @@ def test_the_report_of_a_zero_cost_study_names_its_score(tmp_path):
     text = page.read_text()
     assert "Pareto front: naswot score against MACs" in text and "was scored once" in text
     assert "Chosen baseline: <b>trial" in text and "naswot score" in text
+
+
+def test_a_study_made_before_evaluator_is_a_trained_one():
+    from effnas.studies.nas import recipe_changes
+
+    old = {"lr": 0.003, "lr_batch": 32, "batch_size": 32}
+    assert recipe_changes(old, {**old, "evaluator": "train"}) == []
+    assert recipe_changes(old, {**old, "evaluator": "synflow"}) == ["evaluator 'train' -> 'synflow'"]
