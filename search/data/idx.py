@@ -151,10 +151,14 @@ def read_split(root: Path, names: tuple[str, str], *, classes: int | None = None
     """(N x H x W uint8 images, N labels) of a split, the two files checked against each other."""
     labels = read_labels(root, names, classes=classes)
     images = read_idx(find(root, names[0]), ndim=3, what="images")
-    if len(images) != len(labels):
-        raise UserError(f"IDX dataset {str(root)!r}: {find(root, names[0]).name} holds {len(images):,} images and "
-                        f"{find(root, names[1]).name} {len(labels):,} labels")
+    _check_counts(root, names, len(images), len(labels))
     return images, labels
+
+
+def _check_counts(root: Path, names: tuple[str, str], images: int, labels: int) -> None:
+    if images != labels:
+        raise UserError(f"IDX dataset {str(root)!r}: {find(root, names[0]).name} holds {images:,} images and "
+                        f"{find(root, names[1]).name} {labels:,} labels")
 
 
 def class_count(root: Path) -> int:
@@ -197,20 +201,23 @@ def load(root: Path, resolution: int, *, names: tuple[str, str] = TRAIN,
     import torch
 
     labels = read_labels(root, names, classes=classes)
-    shape = read_shape(find(root, names[0]), ndim=3, what="images")
-    if shape[0] != len(labels):  # checked before a cache entry is begun
-        raise UserError(f"IDX dataset {str(root)!r}: {find(root, names[0]).name} holds {shape[0]:,} images and "
-                        f"{find(root, names[1]).name} {len(labels):,} labels")
+    path = find(root, names[0])
+    _check_counts(root, names, read_shape(path, ndim=3, what="images")[0], len(labels))  # before a cache entry
     check_fits(len(labels), resolution, where=str(root))  # the resized three-channel images
+
+    def images() -> np.ndarray:  # the labels are read and checked once, above
+        pixels = read_idx(path, ndim=3, what="images")
+        _check_counts(root, names, len(pixels), len(labels))  # the file may have changed since its header was read
+        return pixels
+
     if len(labels) < imagecache.min_images():
-        images, labels = read_split(root, names, classes=classes)
-        return resized(images, resolution), torch.from_numpy(labels), False
+        return resized(images(), resolution), torch.from_numpy(labels), False
 
     def fill(out: np.ndarray, report) -> None:
-        images, _ = read_split(root, names, classes=classes)
-        for begin in range(0, len(images), RESIZE_CHUNK * 8):
-            resized(images[begin:begin + RESIZE_CHUNK * 8], resolution, out[begin:begin + RESIZE_CHUNK * 8])
-            report(min(len(images), begin + RESIZE_CHUNK * 8), 1)
+        pixels = images()
+        for begin in range(0, len(pixels), RESIZE_CHUNK * 8):
+            resized(pixels[begin:begin + RESIZE_CHUNK * 8], resolution, out[begin:begin + RESIZE_CHUNK * 8])
+            report(min(len(pixels), begin + RESIZE_CHUNK * 8), 1)
 
-    images, labels = imagecache.cached_arrays(_entry_key(root, names, resolution), labels, resolution, fill)
-    return torch.from_numpy(images), torch.from_numpy(labels), True
+    mapped, labels = imagecache.cached_arrays(_entry_key(root, names, resolution), labels, resolution, fill)
+    return torch.from_numpy(mapped), torch.from_numpy(labels), True
